@@ -1,0 +1,110 @@
+//! Rows staged by a receiver before they enter the buffer, grouped by shard.
+
+use crate::series::SeriesId;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SampleRow {
+    pub series: SeriesId,
+    pub timestamp_ms: i64,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExemplarRow {
+    pub series: SeriesId,
+    pub timestamp_ms: i64,
+    pub value: f64,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    /// Canonical label encoding (see [`crate::series::LabelSetKey`]).
+    pub labels: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramRow {
+    pub series: SeriesId,
+    pub timestamp_ms: i64,
+    /// An encoded remote-write 1.0 `Histogram`.
+    pub encoded: Vec<u8>,
+}
+
+/// Everything one request adds, split by buffer shard. A receiver reuses one of these per worker.
+#[derive(Debug, Default)]
+pub struct StagedRows {
+    pub(crate) shards: Vec<ShardRows>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ShardRows {
+    pub(crate) samples: Vec<SampleRow>,
+    pub(crate) exemplars: Vec<ExemplarRow>,
+    pub(crate) histograms: Vec<HistogramRow>,
+}
+
+impl StagedRows {
+    /// Empties the staging area for a buffer with `shards` shards, keeping capacity.
+    pub fn reset(&mut self, shards: usize) {
+        self.shards.resize_with(shards, ShardRows::default);
+        for s in &mut self.shards {
+            s.samples.clear();
+            s.exemplars.clear();
+            s.histograms.clear();
+        }
+    }
+
+    fn shard(&mut self, series: SeriesId) -> &mut ShardRows {
+        let n = self.shards.len().max(1);
+        if self.shards.is_empty() {
+            self.shards.push(ShardRows::default());
+        }
+        &mut self.shards[(series % n as u64) as usize]
+    }
+
+    pub fn push_sample(&mut self, row: SampleRow) {
+        self.shard(row.series).samples.push(row);
+    }
+
+    pub fn push_exemplar(&mut self, row: ExemplarRow) {
+        self.shard(row.series).exemplars.push(row);
+    }
+
+    pub fn push_histogram(&mut self, row: HistogramRow) {
+        self.shard(row.series).histograms.push(row);
+    }
+
+    /// Bytes these rows will take in the buffer's builders.
+    pub(crate) fn estimated_bytes(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| {
+                (s.samples.len() * SAMPLE_ROW_BYTES) as u64
+                    + s.exemplars.iter().map(|e| exemplar_row_bytes(e) as u64).sum::<u64>()
+                    + s.histograms.iter().map(|h| histogram_row_bytes(h) as u64).sum::<u64>()
+            })
+            .sum()
+    }
+
+    pub fn sample_count(&self) -> usize {
+        self.shards.iter().map(|s| s.samples.len()).sum()
+    }
+
+    pub fn exemplar_count(&self) -> usize {
+        self.shards.iter().map(|s| s.exemplars.len()).sum()
+    }
+
+    pub fn histogram_count(&self) -> usize {
+        self.shards.iter().map(|s| s.histograms.len()).sum()
+    }
+}
+
+/// series id + timestamp + value.
+pub(crate) const SAMPLE_ROW_BYTES: usize = 24;
+
+pub(crate) fn exemplar_row_bytes(e: &ExemplarRow) -> usize {
+    // fixed columns, three offsets, and the variable bytes
+    24 + 12 + e.trace_id.as_ref().map_or(0, String::len) + e.span_id.as_ref().map_or(0, String::len) + e.labels.len()
+}
+
+pub(crate) fn histogram_row_bytes(h: &HistogramRow) -> usize {
+    16 + 4 + h.encoded.len()
+}

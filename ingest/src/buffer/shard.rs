@@ -1,0 +1,140 @@
+//! One shard's open (still growing) Arrow builders.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use arrow_array::builder::{ArrayBuilder, BinaryBuilder, Float64Builder, StringBuilder, TimestampMillisecondBuilder, UInt64Builder};
+use arrow_array::{ArrayRef, RecordBatch};
+
+use super::rows::{SAMPLE_ROW_BYTES, ShardRows, exemplar_row_bytes, histogram_row_bytes};
+use super::schema;
+use super::sealed::SealedBatch;
+
+#[derive(Debug)]
+pub(crate) struct OpenBatch {
+    capacity: usize,
+    series: UInt64Builder,
+    timestamps: TimestampMillisecondBuilder,
+    values: Float64Builder,
+    exemplars: ExemplarBuilders,
+    histograms: HistogramBuilders,
+    /// Bytes this batch accounts for in the buffer total.
+    pub(crate) bytes: u64,
+    pub(crate) opened_at: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct ExemplarBuilders {
+    series: UInt64Builder,
+    timestamps: TimestampMillisecondBuilder,
+    values: Float64Builder,
+    trace_ids: StringBuilder,
+    span_ids: StringBuilder,
+    labels: BinaryBuilder,
+}
+
+#[derive(Debug, Default)]
+struct HistogramBuilders {
+    series: UInt64Builder,
+    timestamps: TimestampMillisecondBuilder,
+    encoded: BinaryBuilder,
+}
+
+impl OpenBatch {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            series: UInt64Builder::with_capacity(capacity),
+            timestamps: TimestampMillisecondBuilder::with_capacity(capacity),
+            values: Float64Builder::with_capacity(capacity),
+            exemplars: ExemplarBuilders::default(),
+            histograms: HistogramBuilders::default(),
+            bytes: (capacity * SAMPLE_ROW_BYTES) as u64,
+            opened_at: None,
+        }
+    }
+
+    pub(crate) fn rows(&self) -> usize {
+        self.series.len() + self.exemplars.series.len() + self.histograms.series.len()
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.rows() >= self.capacity
+    }
+
+    /// Appends rows; returns the bytes added beyond the pre-sized sample columns.
+    pub(crate) fn append(&mut self, rows: &ShardRows) -> u64 {
+        if self.opened_at.is_none() && (!rows.samples.is_empty() || !rows.exemplars.is_empty() || !rows.histograms.is_empty()) {
+            self.opened_at = Some(Instant::now());
+        }
+        let mut added = 0u64;
+        let before = self.series.len();
+        for s in &rows.samples {
+            self.series.append_value(s.series);
+            self.timestamps.append_value(s.timestamp_ms);
+            self.values.append_value(s.value);
+        }
+        let grown = (before + rows.samples.len()).saturating_sub(self.capacity.max(before));
+        added += (grown * SAMPLE_ROW_BYTES) as u64;
+        for e in &rows.exemplars {
+            let b = &mut self.exemplars;
+            b.series.append_value(e.series);
+            b.timestamps.append_value(e.timestamp_ms);
+            b.values.append_value(e.value);
+            b.trace_ids.append_option(e.trace_id.as_deref());
+            b.span_ids.append_option(e.span_id.as_deref());
+            b.labels.append_value(&e.labels);
+            added += exemplar_row_bytes(e) as u64;
+        }
+        for h in &rows.histograms {
+            let b = &mut self.histograms;
+            b.series.append_value(h.series);
+            b.timestamps.append_value(h.timestamp_ms);
+            b.encoded.append_value(&h.encoded);
+            added += histogram_row_bytes(h) as u64;
+        }
+        self.bytes += added;
+        added
+    }
+
+    /// Finishes the builders into a sealed batch. The caller installs a fresh `OpenBatch`.
+    pub(crate) fn seal(mut self, shard: usize, seq: u64) -> Result<SealedBatch, arrow_schema::ArrowError> {
+        let samples = RecordBatch::try_new(
+            Arc::clone(&schema::SAMPLES),
+            vec![
+                Arc::new(self.series.finish()) as ArrayRef,
+                Arc::new(self.timestamps.finish()),
+                Arc::new(self.values.finish()),
+            ],
+        )?;
+        let exemplars = if self.exemplars.series.is_empty() {
+            None
+        } else {
+            let b = &mut self.exemplars;
+            Some(RecordBatch::try_new(
+                Arc::clone(&schema::EXEMPLARS),
+                vec![
+                    Arc::new(b.series.finish()) as ArrayRef,
+                    Arc::new(b.timestamps.finish()),
+                    Arc::new(b.values.finish()),
+                    Arc::new(b.trace_ids.finish()),
+                    Arc::new(b.span_ids.finish()),
+                    Arc::new(b.labels.finish()),
+                ],
+            )?)
+        };
+        let histograms = if self.histograms.series.is_empty() {
+            None
+        } else {
+            let b = &mut self.histograms;
+            Some(RecordBatch::try_new(
+                Arc::clone(&schema::HISTOGRAMS),
+                vec![Arc::new(b.series.finish()) as ArrayRef, Arc::new(b.timestamps.finish()), Arc::new(b.encoded.finish())],
+            )?)
+        };
+        let bytes = (samples.get_array_memory_size()
+            + exemplars.as_ref().map_or(0, RecordBatch::get_array_memory_size)
+            + histograms.as_ref().map_or(0, RecordBatch::get_array_memory_size)) as u64;
+        Ok(SealedBatch { shard, seq, sealed_at: SystemTime::now(), samples, exemplars, histograms, bytes })
+    }
+}

@@ -1,0 +1,14 @@
+//! Vigil's ingest stage: receivers, decoders, the series registry and the columnar buffer.
+//!
+//! A sample's way in: `remote_write::handler` (HTTP) → `remote_write::receive` (decompress, decode,
+//! validate) → `series::SeriesRegistry` (label set → stable id) → `buffer::MetricsBuffer` (Arrow builders,
+//! sealed batches) → subscribers (forwarders, detectors).
+
+pub mod buffer;
+pub mod limits;
+mod protowire;
+pub mod remote_write;
+pub mod series;
+pub mod telemetry;
+
+pub use protowire::WireError;

@@ -1,0 +1,47 @@
+//! Input limits shared by every receiver. Each error message names the key that sets the limit.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestLimits {
+    /// Largest request body accepted on the wire, in bytes (413 above it).
+    pub max_body_bytes: u64,
+    /// Largest body after decompression, in bytes (413 above it). At most 2 GiB.
+    pub max_decompressed_bytes: u64,
+    /// Most labels one series may carry, `__name__` included.
+    pub max_labels_per_series: usize,
+    /// Longest label name, in bytes.
+    pub max_label_name_bytes: usize,
+    /// Longest label value, in bytes.
+    pub max_label_value_bytes: usize,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        // vmagent/VictoriaMetrics accept 32 MiB packed and unpacked (`-maxInsertRequestSize`); Prometheus
+        // sends at most a few MiB. Match VictoriaMetrics so anything it takes, Vigil takes.
+        Self {
+            max_body_bytes: 32 << 20,
+            max_decompressed_bytes: 64 << 20,
+            max_labels_per_series: 64,
+            max_label_name_bytes: 1024,
+            max_label_value_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl IngestLimits {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_body_bytes == 0 || self.max_decompressed_bytes == 0 {
+            return Err("limits.max_body_bytes and limits.max_decompressed_bytes must be > 0".into());
+        }
+        if self.max_decompressed_bytes > (2 << 30) {
+            return Err(format!("limits.max_decompressed_bytes = {} is over the 2 GiB maximum", self.max_decompressed_bytes));
+        }
+        if self.max_labels_per_series == 0 || self.max_label_name_bytes == 0 || self.max_label_value_bytes == 0 {
+            return Err("limits.max_labels_per_series, max_label_name_bytes and max_label_value_bytes must be > 0".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,100 @@
+//! Vigil's own metrics about ingest, exposed on `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::buffer::MetricsBuffer;
+use crate::series::SeriesRegistry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProtocolLabels {
+    pub protocol: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub protocol: &'static str,
+    pub code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectLabels {
+    pub protocol: &'static str,
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestMetrics {
+    pub requests: Family<RequestLabels, Counter>,
+    pub rejected: Family<RejectLabels, Counter>,
+    pub samples: Family<ProtocolLabels, Counter>,
+    pub exemplars: Family<ProtocolLabels, Counter>,
+    pub histograms: Family<ProtocolLabels, Counter>,
+    pub duration: Family<ProtocolLabels, Histogram>,
+    buffer_bytes: Gauge,
+    buffer_max_bytes: Gauge,
+    buffer_sealed: Gauge,
+    buffer_evicted: Gauge,
+    buffer_evicted_rows: Gauge,
+    buffer_rejected: Gauge,
+    active_series: Gauge,
+    registry_bytes: Gauge,
+}
+
+impl IngestMetrics {
+    pub fn new(registry: &mut Registry) -> Self {
+        let m = Self {
+            requests: Family::default(),
+            rejected: Family::default(),
+            samples: Family::default(),
+            exemplars: Family::default(),
+            histograms: Family::default(),
+            duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_25, 2.0, 16))),
+            buffer_bytes: Gauge::default(),
+            buffer_max_bytes: Gauge::default(),
+            buffer_sealed: Gauge::default(),
+            buffer_evicted: Gauge::default(),
+            buffer_evicted_rows: Gauge::default(),
+            buffer_rejected: Gauge::default(),
+            active_series: Gauge::default(),
+            registry_bytes: Gauge::default(),
+        };
+        let r = registry.sub_registry_with_prefix("vigil");
+        r.register("ingest_requests", "Ingest requests answered, by protocol and HTTP status", m.requests.clone());
+        r.register("ingest_rejected_requests", "Ingest requests refused, by protocol and reason", m.rejected.clone());
+        r.register("ingest_samples", "Float samples accepted", m.samples.clone());
+        r.register("ingest_exemplars", "Exemplars accepted", m.exemplars.clone());
+        r.register("ingest_histograms", "Native histogram samples accepted", m.histograms.clone());
+        r.register("ingest_request_duration_seconds", "Time to answer an ingest request", m.duration.clone());
+        r.register("buffer_bytes", "Memory held by the columnar buffer", m.buffer_bytes.clone());
+        r.register("buffer_max_bytes", "Configured buffer.max_bytes", m.buffer_max_bytes.clone());
+        r.register("buffer_sealed_batches", "Batches sealed since start (counter semantics)", m.buffer_sealed.clone());
+        r.register("buffer_evicted_batches", "Batches evicted for memory since start (counter semantics)", m.buffer_evicted.clone());
+        r.register("buffer_evicted_samples", "Samples evicted for memory since start (counter semantics)", m.buffer_evicted_rows.clone());
+        r.register("buffer_rejected_appends", "Appends refused because the buffer was full (counter semantics)", m.buffer_rejected.clone());
+        r.register("active_series", "Series known to the registry", m.active_series.clone());
+        r.register("series_registry_bytes", "Approximate memory of the series registry", m.registry_bytes.clone());
+        m
+    }
+
+    /// Copies the buffer's and registry's own counters into the exported gauges; call before each scrape.
+    pub fn observe_state(&self, buffer: &MetricsBuffer, series: &SeriesRegistry) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = buffer.stats();
+        let set = |g: &Gauge, v: u64| {
+            g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        };
+        set(&self.buffer_bytes, s.used_bytes.load(Relaxed));
+        set(&self.buffer_max_bytes, buffer.config().max_bytes);
+        set(&self.buffer_sealed, s.sealed_batches.load(Relaxed));
+        set(&self.buffer_evicted, s.evicted_batches.load(Relaxed));
+        set(&self.buffer_evicted_rows, s.evicted_rows.load(Relaxed));
+        set(&self.buffer_rejected, s.rejected_appends.load(Relaxed));
+        set(&self.active_series, series.len());
+        set(&self.registry_bytes, series.memory_bytes());
+    }
+}
