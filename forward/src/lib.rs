@@ -1,1 +1,20 @@
+//! Vigil's forward stage: exporters that carry buffered data to the backends.
+//!
+//! Each backend kind has its own folder with fixed roles (`config.rs`, `encode.rs`, `client.rs`,
+//! `worker.rs`). Shared pieces: [`retry`] (one classification of send outcomes, backoff with full jitter),
+//! [`http`] (the pooled HTTP client), [`telemetry`] (counters on `/metrics`).
 
+pub mod http;
+pub mod retry;
+pub mod telemetry;
+pub mod victoriametrics;
+
+/// Strips credentials and query strings from a URL before it is logged or used as a metric label.
+pub fn redact_url(url: &::http::Uri) -> String {
+    let scheme = url.scheme_str().unwrap_or("http");
+    let host = url.host().unwrap_or("");
+    match url.port_u16() {
+        Some(port) => format!("{scheme}://{host}:{port}{}", url.path()),
+        None => format!("{scheme}://{host}{}", url.path()),
+    }
+}

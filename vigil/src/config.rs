@@ -1,0 +1,157 @@
+//! Vigil's configuration: one YAML document, every section optional, every field defaulted.
+//!
+//! Each component owns its config struct; this file composes them. [`Config::validate`] is pure (no I/O)
+//! and reports every problem at once.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use vigil_forward::victoriametrics::VictoriaMetricsConfig;
+use vigil_ingest::buffer::BufferConfig;
+use vigil_ingest::limits::IngestLimits;
+use vigil_ingest::remote_write::RemoteWriteConfig;
+use vigil_ingest::series::SeriesRegistryConfig;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Config {
+    pub(crate) server: ServerConfig,
+    pub(crate) limits: IngestLimits,
+    pub(crate) buffer: BufferConfig,
+    pub(crate) series: SeriesRegistryConfig,
+    pub(crate) remote_write: RemoteWriteConfig,
+    pub(crate) forward: ForwardConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ServerConfig {
+    /// Remote write, OTLP/HTTP (later), the query API, `/metrics` and health.
+    pub(crate) http_listen: String,
+    /// OTLP/gRPC (later).
+    pub(crate) grpc_listen: String,
+    /// Where Vigil keeps its state on disk.
+    pub(crate) data_dir: PathBuf,
+    /// How long a SIGTERM may take to drain in-flight requests and forward what is buffered.
+    #[serde(with = "humantime_serde")]
+    pub(crate) shutdown_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            http_listen: "0.0.0.0:4318".into(),
+            grpc_listen: "0.0.0.0:4317".into(),
+            data_dir: PathBuf::from("./vigil-data"),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ForwardConfig {
+    /// Every destination gets every sample.
+    pub(crate) victoriametrics: Vec<VictoriaMetricsConfig>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("parsing {path}: {source}")]
+    Parse { path: PathBuf, source: serde_yaml_ng::Error },
+    #[error("{} problem(s) in the configuration:\n  - {}", .0.len(), .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    pub(crate) fn from_yaml_file(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Self::from_yaml(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+    }
+
+    pub(crate) fn from_yaml(text: &str) -> Result<Self, serde_yaml_ng::Error> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_yaml_ng::from_str(text)
+    }
+
+    /// Every problem, not just the first.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        for (key, addr) in [("server.http_listen", &self.server.http_listen), ("server.grpc_listen", &self.server.grpc_listen)] {
+            if addr.parse::<SocketAddr>().is_err() {
+                problems.push(format!("{key} {addr:?} is not an address like 0.0.0.0:4318"));
+            }
+        }
+        if self.server.http_listen == self.server.grpc_listen {
+            problems.push("server.http_listen and server.grpc_listen must differ".into());
+        }
+        if self.server.data_dir.as_os_str().is_empty() {
+            problems.push("server.data_dir must not be empty".into());
+        }
+        let checks = [self.limits.validate(), self.buffer.validate(), self.remote_write.validate()];
+        problems.extend(checks.into_iter().filter_map(Result::err));
+        if self.series.max_series == 0 {
+            problems.push("series.max_series must be > 0".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for vm in &self.forward.victoriametrics {
+            if let Err(e) = vm.validate() {
+                problems.push(e);
+            }
+            if !seen.insert(&vm.url) {
+                problems.push(format!("forward.victoriametrics lists {:?} twice", vm.url));
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_and_validate() {
+        let c = Config::default();
+        c.validate().unwrap();
+        let yaml = serde_yaml_ng::to_string(&c).unwrap();
+        assert_eq!(Config::from_yaml(&yaml).unwrap(), c);
+        assert_eq!(Config::from_yaml("").unwrap(), c);
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err = Config::from_yaml("server:\n  http_listn: 1.2.3.4:5\n").unwrap_err().to_string();
+        assert!(err.contains("http_listn"), "{err}");
+        assert!(Config::from_yaml("bogus: 1\n").is_err());
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let c = Config::from_yaml(
+            "server:\n  http_listen: nope\nbuffer:\n  max_bytes: 10\nforward:\n  victoriametrics:\n    - url: ftp://x\n",
+        )
+        .unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("server.http_listen"), "{err}");
+        assert!(err.contains("buffer.max_bytes"), "{err}");
+        assert!(err.contains("ftp://x"), "{err}");
+    }
+
+    #[test]
+    fn durations_and_sections_parse() {
+        let c = Config::from_yaml(
+            "buffer:\n  seal_interval: 500ms\nforward:\n  victoriametrics:\n    - url: http://127.0.0.1:8428/api/v1/write\n      flush_interval: 2s\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.buffer.seal_interval, Duration::from_millis(500));
+        assert_eq!(c.forward.victoriametrics[0].flush_interval, Duration::from_secs(2));
+    }
+}

@@ -1,0 +1,106 @@
+//! The one place where stages are built from a validated [`Config`] and connected.
+//!
+//! Start order: buffer and registry → forwarders (they subscribe before any write is accepted) → HTTP
+//! server. Stop order: stop accepting and finish in-flight requests → seal and close the buffer →
+//! forwarders drain what is buffered (bounded by `server.shutdown_timeout`).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use vigil_forward::telemetry::ForwardMetrics;
+use vigil_forward::victoriametrics::{self, ForwarderHandle};
+use vigil_ingest::buffer::MetricsBuffer;
+use vigil_ingest::remote_write::{self, RemoteWriteState};
+use vigil_ingest::series::{MetadataStore, SeriesRegistry};
+use vigil_ingest::telemetry::IngestMetrics;
+use vigil_query::{BackendStatus, ReadinessState, SelfMetrics};
+
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RunError {
+    #[error("listening on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("creating data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("serving HTTP: {0}")]
+    Serve(std::io::Error),
+    #[error("invalid forwarder: {0}")]
+    Forwarder(String),
+}
+
+pub(crate) async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), RunError> {
+    std::fs::create_dir_all(&config.server.data_dir)
+        .map_err(|source| RunError::DataDir { path: config.server.data_dir.display().to_string(), source })?;
+
+    let mut registry = Registry::default();
+    let ingest_metrics = IngestMetrics::new(&mut registry);
+    let forward_metrics = ForwardMetrics::new(&mut registry);
+
+    let buffer = MetricsBuffer::new(config.buffer.clone());
+    let series = Arc::new(SeriesRegistry::new(&config.series));
+    let metadata = Arc::new(MetadataStore::default());
+    let sealer = tokio::spawn(Arc::clone(&buffer).run_sealer());
+
+    let client = vigil_forward::http::client();
+    let mut forwarders: Vec<ForwarderHandle> = Vec::new();
+    let mut backends = Vec::new();
+    for vm in &config.forward.victoriametrics {
+        let uri = vm.validate().map_err(RunError::Forwarder)?;
+        let handle = victoriametrics::spawn(vm, uri, &buffer, Arc::clone(&series), client.clone(), forward_metrics.clone());
+        backends.push(BackendStatus { kind: "victoriametrics", url: handle.url.clone() });
+        forwarders.push(handle);
+    }
+
+    let readiness = Arc::new(ReadinessState::new(Arc::clone(&buffer), backends));
+    let self_metrics = {
+        let (m, b, s) = (ingest_metrics.clone(), Arc::clone(&buffer), Arc::clone(&series));
+        Arc::new(SelfMetrics { registry, before_scrape: Box::new(move || m.observe_state(&b, &s)) })
+    };
+    let rw_state = Arc::new(RemoteWriteState {
+        config: config.remote_write.clone(),
+        limits: config.limits.clone(),
+        series: Arc::clone(&series),
+        metadata,
+        buffer: Arc::clone(&buffer),
+        metrics: ingest_metrics,
+    });
+    let app = remote_write::router(rw_state).merge(vigil_query::router(Arc::clone(&readiness), self_metrics));
+
+    let addr = config.server.http_listen.clone();
+    let listener = TcpListener::bind(&addr).await.map_err(|source| RunError::Bind { addr: addr.clone(), source })?;
+    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
+    readiness.ready.store(true, Ordering::Relaxed);
+    tracing::info!(
+        http = %local,
+        forwarders = forwarders.len(),
+        buffer_max_bytes = config.buffer.max_bytes,
+        shards = buffer.shard_count(),
+        "Vigil is serving."
+    );
+    if forwarders.is_empty() {
+        tracing::info!("No forwarder configured: writes are kept in the buffer only (see --forward-victoriametrics).");
+    }
+
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    tracing::info!("Stopped accepting requests; forwarding what is buffered.");
+    readiness.ready.store(false, Ordering::Relaxed);
+    buffer.seal_all();
+    buffer.close();
+    sealer.abort();
+    let drain = async {
+        for f in &mut forwarders {
+            let handle = std::mem::replace(f, ForwarderHandle::empty(f.url.clone()));
+            handle.join().await;
+        }
+    };
+    if tokio::time::timeout(config.server.shutdown_timeout, drain).await.is_err() {
+        tracing::warn!(timeout = ?config.server.shutdown_timeout, "Forwarders did not drain in time; undelivered data is dropped.");
+        for f in &forwarders {
+            f.abort();
+        }
+    }
+    served.map_err(RunError::Serve)
+}
