@@ -110,7 +110,10 @@ mod tests {
         let h = HeaderMap::new();
         assert_eq!(classify_remote_write(StatusCode::NO_CONTENT, &h, b""), SendOutcome::Delivered);
         for code in [400u16, 409, 415] {
-            assert!(matches!(classify_remote_write(StatusCode::from_u16(code).unwrap(), &h, b"bad"), SendOutcome::Rejected { .. }));
+            assert!(matches!(
+                classify_remote_write(StatusCode::from_u16(code).unwrap(), &h, b"bad"),
+                SendOutcome::Rejected { .. }
+            ));
         }
         let mut with_after = HeaderMap::new();
         with_after.insert(http::header::RETRY_AFTER, "7".parse().unwrap());
@@ -118,7 +121,10 @@ mod tests {
             classify_remote_write(StatusCode::TOO_MANY_REQUESTS, &with_after, b""),
             SendOutcome::Retry { reason: "HTTP 429: ".into(), after: Some(Duration::from_secs(7)) }
         );
-        assert!(matches!(classify_remote_write(StatusCode::SERVICE_UNAVAILABLE, &h, b""), SendOutcome::Retry { after: None, .. }));
+        assert!(matches!(
+            classify_remote_write(StatusCode::SERVICE_UNAVAILABLE, &h, b""),
+            SendOutcome::Retry { after: None, .. }
+        ));
         assert!(matches!(classify_remote_write(StatusCode::NOT_FOUND, &h, b""), SendOutcome::Retry { .. }));
     }
 

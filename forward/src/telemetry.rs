@@ -45,7 +45,11 @@ impl ForwardMetrics {
         r.register("exemplars", "Exemplars delivered to a backend", m.exemplars.clone());
         r.register("histograms", "Native histogram samples delivered to a backend", m.histograms.clone());
         r.register("dropped_samples", "Samples a backend rejected for good (400/409/415)", m.dropped_samples.clone());
-        r.register("requests", "Requests sent to a backend, by outcome (delivered, rejected, retry, error)", m.requests.clone());
+        r.register(
+            "requests",
+            "Requests sent to a backend, by outcome (delivered, rejected, retry, error)",
+            m.requests.clone(),
+        );
         r.register("request_duration_seconds", "Time a backend took to answer", m.duration.clone());
         m
     }

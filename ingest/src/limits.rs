@@ -37,10 +37,15 @@ impl IngestLimits {
             return Err("limits.max_body_bytes and limits.max_decompressed_bytes must be > 0".into());
         }
         if self.max_decompressed_bytes > (2 << 30) {
-            return Err(format!("limits.max_decompressed_bytes = {} is over the 2 GiB maximum", self.max_decompressed_bytes));
+            return Err(format!(
+                "limits.max_decompressed_bytes = {} is over the 2 GiB maximum",
+                self.max_decompressed_bytes
+            ));
         }
         if self.max_labels_per_series == 0 || self.max_label_name_bytes == 0 || self.max_label_value_bytes == 0 {
-            return Err("limits.max_labels_per_series, max_label_name_bytes and max_label_value_bytes must be > 0".into());
+            return Err(
+                "limits.max_labels_per_series, max_label_name_bytes and max_label_value_bytes must be > 0".into()
+            );
         }
         Ok(())
     }

@@ -97,7 +97,7 @@ impl<'a> WireReader<'a> {
             FIXED32 => {
                 self.fixed::<4>()?;
                 FieldValue::Fixed32
-            },
+            }
             LEN => {
                 let len_at = self.pos;
                 let len = self.varint()?;

@@ -73,9 +73,21 @@ impl IngestMetrics {
         r.register("buffer_bytes", "Memory held by the columnar buffer", m.buffer_bytes.clone());
         r.register("buffer_max_bytes", "Configured buffer.max_bytes", m.buffer_max_bytes.clone());
         r.register("buffer_sealed_batches", "Batches sealed since start (counter semantics)", m.buffer_sealed.clone());
-        r.register("buffer_evicted_batches", "Batches evicted for memory since start (counter semantics)", m.buffer_evicted.clone());
-        r.register("buffer_evicted_samples", "Samples evicted for memory since start (counter semantics)", m.buffer_evicted_rows.clone());
-        r.register("buffer_rejected_appends", "Appends refused because the buffer was full (counter semantics)", m.buffer_rejected.clone());
+        r.register(
+            "buffer_evicted_batches",
+            "Batches evicted for memory since start (counter semantics)",
+            m.buffer_evicted.clone(),
+        );
+        r.register(
+            "buffer_evicted_samples",
+            "Samples evicted for memory since start (counter semantics)",
+            m.buffer_evicted_rows.clone(),
+        );
+        r.register(
+            "buffer_rejected_appends",
+            "Appends refused because the buffer was full (counter semantics)",
+            m.buffer_rejected.clone(),
+        );
         r.register("active_series", "Series known to the registry", m.active_series.clone());
         r.register("series_registry_bytes", "Approximate memory of the series registry", m.registry_bytes.clone());
         m

@@ -50,10 +50,7 @@ struct BufferReport {
 }
 
 pub(crate) fn router(state: Arc<ReadinessState>) -> Router {
-    Router::new()
-        .route("/health/live", get(|| async { "ok\n" }))
-        .route("/health/ready", get(ready))
-        .with_state(state)
+    Router::new().route("/health/live", get(|| async { "ok\n" })).route("/health/ready", get(ready)).with_state(state)
 }
 
 /// Ready once start-up is done and the buffer is not saturated. A backend being down does not make Vigil

@@ -29,7 +29,8 @@ async fn metrics(State(state): State<Arc<SelfMetrics>>) -> Response {
     (state.before_scrape)();
     let mut out = String::with_capacity(16 * 1024);
     match prometheus_client::encoding::text::encode(&mut out, &state.registry) {
-        Ok(()) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], out).into_response(),
+        Ok(()) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], out)
+            .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics: {e}\n")).into_response(),
     }
 }

@@ -83,7 +83,9 @@ impl Config {
     /// Every problem, not just the first.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
-        for (key, addr) in [("server.http_listen", &self.server.http_listen), ("server.grpc_listen", &self.server.grpc_listen)] {
+        for (key, addr) in
+            [("server.http_listen", &self.server.http_listen), ("server.grpc_listen", &self.server.grpc_listen)]
+        {
             if addr.parse::<SocketAddr>().is_err() {
                 problems.push(format!("{key} {addr:?} is not an address like 0.0.0.0:4318"));
             }

@@ -89,7 +89,13 @@ fn apply_flags(mut config: Config, args: &ServeArgs) -> Config {
         config.forward.victoriametrics = args
             .forward_victoriametrics
             .iter()
-            .map(|url| from_file.iter().find(|c| &c.url == url).cloned().unwrap_or_else(|| VictoriaMetricsConfig::with_url(url)))
+            .map(|url| {
+                from_file
+                    .iter()
+                    .find(|c| &c.url == url)
+                    .cloned()
+                    .unwrap_or_else(|| VictoriaMetricsConfig::with_url(url))
+            })
             .collect();
     }
     config

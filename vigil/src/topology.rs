@@ -31,7 +31,10 @@ pub(crate) enum RunError {
     Forwarder(String),
 }
 
-pub(crate) async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), RunError> {
+pub(crate) async fn run(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
     std::fs::create_dir_all(&config.server.data_dir)
         .map_err(|source| RunError::DataDir { path: config.server.data_dir.display().to_string(), source })?;
 
@@ -49,7 +52,8 @@ pub(crate) async fn run(config: Config, shutdown: impl std::future::Future<Outpu
     let mut backends = Vec::new();
     for vm in &config.forward.victoriametrics {
         let uri = vm.validate().map_err(RunError::Forwarder)?;
-        let handle = victoriametrics::spawn(vm, uri, &buffer, Arc::clone(&series), client.clone(), forward_metrics.clone());
+        let handle =
+            victoriametrics::spawn(vm, uri, &buffer, Arc::clone(&series), client.clone(), forward_metrics.clone());
         backends.push(BackendStatus { kind: "victoriametrics", url: handle.url.clone() });
         forwarders.push(handle);
     }

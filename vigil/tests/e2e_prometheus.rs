@@ -18,12 +18,22 @@ async fn prometheus_samples(port: u16) -> Series {
     assert_eq!(v["status"], "success", "{body}");
     let mut out = Series::new();
     for s in v["data"]["result"].as_array().expect("matrix") {
-        let labels = s["metric"].as_object().expect("labels").iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned())).collect();
+        let labels = s["metric"]
+            .as_object()
+            .expect("labels")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
+            .collect();
         let samples = s["values"]
             .as_array()
             .expect("values")
             .iter()
-            .map(|p| ((p[0].as_f64().unwrap_or(0.0) * 1000.0).round() as i64, p[1].as_str().unwrap_or("").parse::<f64>().unwrap_or(f64::NAN)))
+            .map(|p| {
+                (
+                    (p[0].as_f64().unwrap_or(0.0) * 1000.0).round() as i64,
+                    p[1].as_str().unwrap_or("").parse::<f64>().unwrap_or(f64::NAN),
+                )
+            })
             .collect();
         out.insert(labels, samples);
     }
@@ -122,14 +132,28 @@ async fn prometheus_remote_write_reaches_victoriametrics_exactly() {
             continue;
         }
         if !matches(&stored, &arrived) {
-            mismatches.push(format!("{labels:?}: prometheus {} samples, victoriametrics {}", samples.len(), arrived.len()));
+            mismatches.push(format!(
+                "{labels:?}: prometheus {} samples, victoriametrics {}",
+                samples.len(),
+                arrived.len()
+            ));
         }
     }
     let extra: Vec<_> = got.keys().filter(|k| !expected.contains_key(*k)).collect();
-    assert!(mismatches.is_empty(), "{} of {} series differ, e.g. {:?}\nvigil log:\n{}", mismatches.len(), expected.len(), &mismatches[..mismatches.len().min(5)], vigil.proc.log_tail());
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} series differ, e.g. {:?}\nvigil log:\n{}",
+        mismatches.len(),
+        expected.len(),
+        &mismatches[..mismatches.len().min(5)],
+        vigil.proc.log_tail()
+    );
     assert!(extra.is_empty(), "VictoriaMetrics holds series Prometheus never had: {:?}", &extra[..extra.len().min(5)]);
     let inserted = vm.rows_inserted().await;
     assert_eq!(inserted, accepted, "VictoriaMetrics inserted {inserted} rows, Vigil accepted {accepted}");
-    assert!(accepted as usize >= expected_samples, "Vigil accepted {accepted} < {expected_samples} samples Prometheus holds");
+    assert!(
+        accepted as usize >= expected_samples,
+        "Vigil accepted {accepted} < {expected_samples} samples Prometheus holds"
+    );
     eprintln!("{} series, {} samples from Prometheus, all in VictoriaMetrics", expected.len(), expected_samples);
 }

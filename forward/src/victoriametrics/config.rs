@@ -41,10 +41,13 @@ impl VictoriaMetricsConfig {
 
     /// Pure checks; the returned URI is what the worker uses.
     pub fn validate(&self) -> Result<http::Uri, String> {
-        let uri: http::Uri = self.url.parse().map_err(|e| format!("forward.victoriametrics url {:?}: {e}", self.url))?;
+        let uri: http::Uri =
+            self.url.parse().map_err(|e| format!("forward.victoriametrics url {:?}: {e}", self.url))?;
         match uri.scheme_str() {
             Some("http") => {}
-            Some("https") => return Err(format!("forward.victoriametrics url {:?}: https is not supported yet", self.url)),
+            Some("https") => {
+                return Err(format!("forward.victoriametrics url {:?}: https is not supported yet", self.url));
+            }
             _ => return Err(format!("forward.victoriametrics url {:?} must start with http://", self.url)),
         }
         if uri.host().is_none() {

@@ -49,7 +49,14 @@ fn put_timeseries_header(out: &mut Vec<u8>, body_len: usize) {
 }
 
 /// Appends the rows `[start, end)` of a `samples` batch to `out`.
-pub(crate) fn encode_samples(batch: &RecordBatch, start: usize, end: usize, registry: &SeriesRegistry, out: &mut Vec<u8>, counts: &mut EncodedCounts) {
+pub(crate) fn encode_samples(
+    batch: &RecordBatch,
+    start: usize,
+    end: usize,
+    registry: &SeriesRegistry,
+    out: &mut Vec<u8>,
+    counts: &mut EncodedCounts,
+) {
     let series = batch.column(0).as_primitive::<UInt64Type>().values();
     let ts = batch.column(1).as_primitive::<TimestampMillisecondType>().values();
     let values = batch.column(2).as_primitive::<Float64Type>().values();
@@ -77,7 +84,12 @@ pub(crate) fn encode_samples(batch: &RecordBatch, start: usize, end: usize, regi
 }
 
 /// Every exemplar as a `TimeSeries` holding only that exemplar (field 3).
-pub(crate) fn encode_exemplars(batch: &RecordBatch, registry: &SeriesRegistry, out: &mut Vec<u8>, counts: &mut EncodedCounts) {
+pub(crate) fn encode_exemplars(
+    batch: &RecordBatch,
+    registry: &SeriesRegistry,
+    out: &mut Vec<u8>,
+    counts: &mut EncodedCounts,
+) {
     let series = batch.column(0).as_primitive::<UInt64Type>().values();
     let ts = batch.column(1).as_primitive::<TimestampMillisecondType>().values();
     let values = batch.column(2).as_primitive::<Float64Type>().values();
@@ -105,7 +117,12 @@ pub(crate) fn encode_exemplars(batch: &RecordBatch, registry: &SeriesRegistry, o
 }
 
 /// Every native histogram as a `TimeSeries` holding it (field 4), passed through as encoded.
-pub(crate) fn encode_histograms(batch: &RecordBatch, registry: &SeriesRegistry, out: &mut Vec<u8>, counts: &mut EncodedCounts) {
+pub(crate) fn encode_histograms(
+    batch: &RecordBatch,
+    registry: &SeriesRegistry,
+    out: &mut Vec<u8>,
+    counts: &mut EncodedCounts,
+) {
     let series = batch.column(0).as_primitive::<UInt64Type>().values();
     let encoded = batch.column(2).as_binary::<i32>();
     for row in 0..batch.num_rows() {
@@ -126,7 +143,10 @@ pub(crate) fn encode_histograms(batch: &RecordBatch, registry: &SeriesRegistry, 
 
 /// Encodes whole sealed batches into one uncompressed `WriteRequest` (used by tests and tools; the worker
 /// splits by `max_samples_per_request` itself).
-pub fn encode_write_request(batches: &[std::sync::Arc<vigil_ingest::buffer::SealedBatch>], registry: &SeriesRegistry) -> (Vec<u8>, EncodedCounts) {
+pub fn encode_write_request(
+    batches: &[std::sync::Arc<vigil_ingest::buffer::SealedBatch>],
+    registry: &SeriesRegistry,
+) -> (Vec<u8>, EncodedCounts) {
     let mut out = Vec::new();
     let mut counts = EncodedCounts::default();
     for b in batches {

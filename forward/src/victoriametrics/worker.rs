@@ -184,7 +184,9 @@ impl Worker {
         match fate {
             Fate::Delivered { took } => {
                 let m = &self.metrics;
-                m.requests.get_or_create(&OutcomeLabels { backend: BACKEND, url: url.clone(), outcome: "delivered" }).inc();
+                m.requests
+                    .get_or_create(&OutcomeLabels { backend: BACKEND, url: url.clone(), outcome: "delivered" })
+                    .inc();
                 m.samples.get_or_create(&self.labels).inc_by(counts.samples);
                 m.exemplars.get_or_create(&self.labels).inc_by(counts.exemplars);
                 m.histograms.get_or_create(&self.labels).inc_by(counts.histograms);
@@ -192,7 +194,9 @@ impl Worker {
             }
             Fate::Rejected { status, message } => {
                 let m = &self.metrics;
-                m.requests.get_or_create(&OutcomeLabels { backend: BACKEND, url: url.clone(), outcome: "rejected" }).inc();
+                m.requests
+                    .get_or_create(&OutcomeLabels { backend: BACKEND, url: url.clone(), outcome: "rejected" })
+                    .inc();
                 m.dropped_samples.get_or_create(&self.labels).inc_by(counts.samples + counts.histograms);
                 tracing::warn!(url = %url, status, message, samples = counts.samples, "Backend rejected a request for good; its samples are dropped.");
             }

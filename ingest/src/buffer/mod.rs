@@ -117,7 +117,11 @@ impl MetricsBuffer {
     pub fn new(config: BufferConfig) -> Arc<Self> {
         let n = config.effective_shards();
         let shards = (0..n)
-            .map(|_| Shard { open: Mutex::new(OpenBatch::new(config.batch_rows)), log: Mutex::new(ShardLog::default()), notify: Notify::new() })
+            .map(|_| Shard {
+                open: Mutex::new(OpenBatch::new(config.batch_rows)),
+                log: Mutex::new(ShardLog::default()),
+                notify: Notify::new(),
+            })
             .collect();
         let stats = BufferStats::default();
         stats.used_bytes.store(n as u64 * (config.batch_rows as u64) * 24, Ordering::Relaxed);
@@ -226,7 +230,9 @@ impl MetricsBuffer {
                 drop(log);
                 shard.notify.notify_waiters();
             }
-            Err(e) => tracing::error!(shard = index, error = %e, "Sealing a batch failed; its rows are lost. This is a bug."),
+            Err(e) => {
+                tracing::error!(shard = index, error = %e, "Sealing a batch failed; its rows are lost. This is a bug.")
+            }
         }
     }
 

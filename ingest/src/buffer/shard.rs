@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use arrow_array::builder::{ArrayBuilder, BinaryBuilder, Float64Builder, StringBuilder, TimestampMillisecondBuilder, UInt64Builder};
+use arrow_array::builder::{
+    ArrayBuilder, BinaryBuilder, Float64Builder, StringBuilder, TimestampMillisecondBuilder, UInt64Builder,
+};
 use arrow_array::{ArrayRef, RecordBatch};
 
 use super::rows::{SAMPLE_ROW_BYTES, ShardRows, exemplar_row_bytes, histogram_row_bytes};
@@ -64,7 +66,9 @@ impl OpenBatch {
 
     /// Appends rows; returns the bytes added beyond the pre-sized sample columns.
     pub(crate) fn append(&mut self, rows: &ShardRows) -> u64 {
-        if self.opened_at.is_none() && (!rows.samples.is_empty() || !rows.exemplars.is_empty() || !rows.histograms.is_empty()) {
+        if self.opened_at.is_none()
+            && (!rows.samples.is_empty() || !rows.exemplars.is_empty() || !rows.histograms.is_empty())
+        {
             self.opened_at = Some(Instant::now());
         }
         let mut added = 0u64;
@@ -129,7 +133,11 @@ impl OpenBatch {
             let b = &mut self.histograms;
             Some(RecordBatch::try_new(
                 Arc::clone(&schema::HISTOGRAMS),
-                vec![Arc::new(b.series.finish()) as ArrayRef, Arc::new(b.timestamps.finish()), Arc::new(b.encoded.finish())],
+                vec![
+                    Arc::new(b.series.finish()) as ArrayRef,
+                    Arc::new(b.timestamps.finish()),
+                    Arc::new(b.encoded.finish()),
+                ],
             )?)
         };
         let bytes = (samples.get_array_memory_size()

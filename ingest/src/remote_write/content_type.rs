@@ -49,7 +49,10 @@ mod tests {
         assert_eq!(ok(Some("application/x-protobuf;proto=prometheus.WriteRequest")), V1);
         assert_eq!(ok(Some("application/x-protobuf; proto=io.prometheus.write.v2.Request")), V2);
         for bad in ["application/json", "image/png", "application/x-protobuf;proto=io.prometheus.write.v3.Request"] {
-            assert!(matches!(version_from_content_type(Some(bad)), Err(RemoteWriteError::UnsupportedContentType(_))), "{bad}");
+            assert!(
+                matches!(version_from_content_type(Some(bad)), Err(RemoteWriteError::UnsupportedContentType(_))),
+                "{bad}"
+            );
         }
         assert!(check_encoding(Some("snappy")).is_ok());
         assert!(check_encoding(None).is_ok());

@@ -1,6 +1,8 @@
 //! Decoder for remote write 1.0 (`prometheus.WriteRequest`) into [`DecodedWrite`] spans.
 
-use super::decoded::{DecodedWrite, ExemplarRef, HistogramRef, LabelRef, MetadataRef, RemoteWriteVersion, SampleRow, SeriesRef, Span};
+use super::decoded::{
+    DecodedWrite, ExemplarRef, HistogramRef, LabelRef, MetadataRef, RemoteWriteVersion, SampleRow, SeriesRef, Span,
+};
 use super::error::{RemoteWriteError, SeriesProblem};
 use super::validate::{check_exemplar_labels, check_sample_order, check_series_labels};
 use crate::limits::IngestLimits;
@@ -24,12 +26,12 @@ pub(crate) fn decode(body: &[u8], limits: &IngestLimits, out: &mut DecodedWrite)
             (1, v) => {
                 let (s, e) = len_field(v, "WriteRequest.timeseries")?;
                 let index = out.series.len();
-                decode_series(body, reader.sub(s, e), out)
-                    .and_then(|()| validate_last(body, out, limits))
-                    .map_err(|problem| match problem {
+                decode_series(body, reader.sub(s, e), out).and_then(|()| validate_last(body, out, limits)).map_err(
+                    |problem| match problem {
                         Problem::Wire(w) => w,
                         Problem::Series(problem) => RemoteWriteError::InvalidSeries { series: index, problem },
-                    })?;
+                    },
+                )?;
             }
             (3, v) => {
                 let (s, e) = len_field(v, "WriteRequest.metadata")?;
@@ -62,7 +64,8 @@ fn validate_last(body: &[u8], out: &DecodedWrite, limits: &IngestLimits) -> Resu
     let Some(series) = out.series.last() else { return Ok(()) };
     let labels = &out.labels[series.labels.start as usize..series.labels.end as usize];
     check_series_labels(body, labels, limits).map_err(Problem::Series)?;
-    check_sample_order(&out.samples[series.samples.start as usize..series.samples.end as usize]).map_err(Problem::Series)?;
+    check_sample_order(&out.samples[series.samples.start as usize..series.samples.end as usize])
+        .map_err(Problem::Series)?;
     for ex in &out.exemplars[series.exemplars.start as usize..series.exemplars.end as usize] {
         check_exemplar_labels(body, &out.labels[ex.labels.start as usize..ex.labels.end as usize], limits)
             .map_err(|p| Problem::Series(SeriesProblem::Exemplar(Box::new(p))))?;
@@ -90,7 +93,10 @@ fn decode_series(body: &[u8], mut r: WireReader<'_>, out: &mut DecodedWrite) -> 
             (3, v) => exemplar_fields.push(len_field(v, "TimeSeries.exemplars")?),
             (4, v) => {
                 let range = len_field(v, "TimeSeries.histograms")?;
-                out.histograms.push(HistogramRef { body: span(range), timestamp_ms: histogram_timestamp(r.sub(range.0, range.1))? });
+                out.histograms.push(HistogramRef {
+                    body: span(range),
+                    timestamp_ms: histogram_timestamp(r.sub(range.0, range.1))?,
+                });
             }
             _ => {}
         }
@@ -128,14 +134,20 @@ fn decode_sample(mut r: WireReader<'_>) -> Result<SampleRow, RemoteWriteError> {
     while !r.is_empty() {
         match r.next_field()? {
             (1, v) => sample.value = v.as_f64().ok_or(RemoteWriteError::WireType { field: "Sample.value" })?,
-            (2, v) => sample.timestamp_ms = v.as_i64().ok_or(RemoteWriteError::WireType { field: "Sample.timestamp" })?,
+            (2, v) => {
+                sample.timestamp_ms = v.as_i64().ok_or(RemoteWriteError::WireType { field: "Sample.timestamp" })?
+            }
             _ => {}
         }
     }
     Ok(sample)
 }
 
-fn decode_exemplar(_body: &[u8], mut r: WireReader<'_>, out: &mut DecodedWrite) -> Result<ExemplarRef, RemoteWriteError> {
+fn decode_exemplar(
+    _body: &[u8],
+    mut r: WireReader<'_>,
+    out: &mut DecodedWrite,
+) -> Result<ExemplarRef, RemoteWriteError> {
     let labels_start = out.labels.len() as u32;
     let mut ex = ExemplarRef { labels: 0..0, timestamp_ms: 0, value: 0.0 };
     while !r.is_empty() {
@@ -170,7 +182,9 @@ fn decode_metadata(body: &[u8], mut r: WireReader<'_>, out: &mut DecodedWrite) -
     let mut md = MetadataRef { family: (at, at), metric_type: 0, help: (at, at), unit: (at, at) };
     while !r.is_empty() {
         match r.next_field()? {
-            (1, v) => md.metric_type = v.as_u64().ok_or(RemoteWriteError::WireType { field: "MetricMetadata.type" })? as i32,
+            (1, v) => {
+                md.metric_type = v.as_u64().ok_or(RemoteWriteError::WireType { field: "MetricMetadata.type" })? as i32
+            }
             (2, v) => md.family = span(len_field(v, "MetricMetadata.metric_family_name")?),
             (4, v) => md.help = span(len_field(v, "MetricMetadata.help")?),
             (5, v) => md.unit = span(len_field(v, "MetricMetadata.unit")?),

@@ -6,7 +6,9 @@ use crate::protowire::WireError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteWriteError {
-    #[error("unsupported Content-Type {0:?}: expected application/x-protobuf, optionally with proto=prometheus.WriteRequest or proto=io.prometheus.write.v2.Request")]
+    #[error(
+        "unsupported Content-Type {0:?}: expected application/x-protobuf, optionally with proto=prometheus.WriteRequest or proto=io.prometheus.write.v2.Request"
+    )]
     UnsupportedContentType(String),
     #[error("unsupported Content-Encoding {0:?}: remote write bodies must be snappy (block format)")]
     UnsupportedEncoding(String),
@@ -93,9 +95,10 @@ impl RemoteWriteError {
             Self::BodyRead(_) => "body_read",
             Self::Snappy(_) => "bad_snappy",
             Self::Protobuf(_) | Self::WireType { .. } => "bad_protobuf",
-            Self::InvalidSeries { .. } | Self::FirstSymbolNotEmpty | Self::SymbolNotUtf8(_) | Self::MetadataNotUtf8(..) => {
-                "invalid_series"
-            }
+            Self::InvalidSeries { .. }
+            | Self::FirstSymbolNotEmpty
+            | Self::SymbolNotUtf8(_)
+            | Self::MetadataNotUtf8(..) => "invalid_series",
             Self::Limit(_) => "limit",
             Self::BufferFull { .. } => "buffer_full",
         }

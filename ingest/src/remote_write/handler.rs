@@ -72,13 +72,23 @@ async fn write(State(state): State<Arc<RemoteWriteState>>, headers: HeaderMap, b
         }
     };
     state.metrics.requests.get_or_create(&RequestLabels { protocol: PROTOCOL, code: response.status().as_u16() }).inc();
-    state.metrics.duration.get_or_create(&ProtocolLabels { protocol: PROTOCOL }).observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .duration
+        .get_or_create(&ProtocolLabels { protocol: PROTOCOL })
+        .observe(started.elapsed().as_secs_f64());
     response
 }
 
-async fn read_and_receive(state: &RemoteWriteState, headers: &HeaderMap, body: Body, version: RemoteWriteVersion) -> Result<WriteCounts, RemoteWriteError> {
+async fn read_and_receive(
+    state: &RemoteWriteState,
+    headers: &HeaderMap,
+    body: Body,
+    version: RemoteWriteVersion,
+) -> Result<WriteCounts, RemoteWriteError> {
     let limit = state.limits.max_body_bytes;
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+    if let Some(len) =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
         && len > limit
     {
         return Err(RemoteWriteError::BodyTooLarge { size: len, limit });

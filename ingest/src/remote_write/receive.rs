@@ -88,7 +88,13 @@ fn receive_with(
     })
 }
 
-fn resolve_series(body: &[u8], decoded: &DecodedWrite, key: &mut Vec<u8>, ids: &mut Vec<u64>, series: &SeriesRegistry) -> Result<(), RemoteWriteError> {
+fn resolve_series(
+    body: &[u8],
+    decoded: &DecodedWrite,
+    key: &mut Vec<u8>,
+    ids: &mut Vec<u64>,
+    series: &SeriesRegistry,
+) -> Result<(), RemoteWriteError> {
     ids.clear();
     for s in &decoded.series {
         key.clear();
@@ -106,9 +112,16 @@ fn resolve_series(body: &[u8], decoded: &DecodedWrite, key: &mut Vec<u8>, ids: &
     Ok(())
 }
 
-fn stage_rows(body: &[u8], decoded: &DecodedWrite, ids: &[u64], key: &mut Vec<u8>, staged: &mut StagedRows, shards: usize) -> Result<(), RemoteWriteError> {
+fn stage_rows(
+    body: &[u8],
+    decoded: &DecodedWrite,
+    ids: &[u64],
+    key: &mut Vec<u8>,
+    staged: &mut StagedRows,
+    shards: usize,
+) -> Result<(), RemoteWriteError> {
     staged.reset(shards);
-    for (s, &id) in decoded.series.iter().zip(ids) {
+    for (index, (s, &id)) in decoded.series.iter().zip(ids).enumerate() {
         for sample in &decoded.samples[s.samples.start as usize..s.samples.end as usize] {
             staged.push_sample(SampleRow { series: id, timestamp_ms: sample.timestamp_ms, value: sample.value });
         }
@@ -124,13 +137,20 @@ fn stage_rows(body: &[u8], decoded: &DecodedWrite, ids: &[u64], key: &mut Vec<u8
                 }
                 push_label(key, name.as_bytes(), value.as_bytes());
             }
-            staged.push_exemplar(ExemplarRow { series: id, timestamp_ms: ex.timestamp_ms, value: ex.value, trace_id, span_id, labels: key.clone() });
+            staged.push_exemplar(ExemplarRow {
+                series: id,
+                timestamp_ms: ex.timestamp_ms,
+                value: ex.value,
+                trace_id,
+                span_id,
+                labels: key.clone(),
+            });
         }
         for h in &decoded.histograms[s.histograms.start as usize..s.histograms.end as usize] {
             let raw = span_bytes(body, h.body);
             let encoded = match decoded.version {
                 RemoteWriteVersion::V1 => raw.to_vec(),
-                RemoteWriteVersion::V2 => v2_histogram_to_v1(raw)?,
+                RemoteWriteVersion::V2 => v2_histogram_to_v1(raw, index)?,
             };
             staged.push_histogram(HistogramRow { series: id, timestamp_ms: h.timestamp_ms, encoded });
         }
@@ -139,11 +159,11 @@ fn stage_rows(body: &[u8], decoded: &DecodedWrite, ids: &[u64], key: &mut Vec<u8
 }
 
 /// Forwarders speak 1.0 (VictoriaMetrics has no 2.0 receiver), so 2.0 histograms are re-encoded once here.
-fn v2_histogram_to_v1(raw: &[u8]) -> Result<Vec<u8>, RemoteWriteError> {
+fn v2_histogram_to_v1(raw: &[u8], series: usize) -> Result<Vec<u8>, RemoteWriteError> {
     use vigil_proto::prometheus::Histogram as V1;
     use vigil_proto::prometheus_v2::Histogram as V2;
     let h = V2::decode(raw).map_err(|e| RemoteWriteError::InvalidSeries {
-        series: 0,
+        series,
         problem: super::SeriesProblem::Histogram(e.to_string()),
     })?;
     let v1 = V1 {

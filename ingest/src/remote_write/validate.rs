@@ -7,7 +7,11 @@ use crate::limits::IngestLimits;
 /// Labels must be valid UTF-8, have non-empty unique names, be sorted by name, carry `__name__`, and stay
 /// within the configured limits. Empty values are allowed here and dropped when the key is built (an empty
 /// label value means "no such label" in Prometheus).
-pub(crate) fn check_series_labels(body: &[u8], labels: &[LabelRef], limits: &IngestLimits) -> Result<(), SeriesProblem> {
+pub(crate) fn check_series_labels(
+    body: &[u8],
+    labels: &[LabelRef],
+    limits: &IngestLimits,
+) -> Result<(), SeriesProblem> {
     if labels.is_empty() {
         return Err(SeriesProblem::NoLabels);
     }
@@ -62,7 +66,11 @@ pub(crate) fn check_series_labels(body: &[u8], labels: &[LabelRef], limits: &Ing
 }
 
 /// Exemplar labels carry the trace link; they need valid UTF-8 and non-empty names only.
-pub(crate) fn check_exemplar_labels(body: &[u8], labels: &[LabelRef], limits: &IngestLimits) -> Result<(), SeriesProblem> {
+pub(crate) fn check_exemplar_labels(
+    body: &[u8],
+    labels: &[LabelRef],
+    limits: &IngestLimits,
+) -> Result<(), SeriesProblem> {
     if labels.len() > limits.max_labels_per_series {
         return Err(SeriesProblem::TooManyLabels { count: labels.len(), limit: limits.max_labels_per_series });
     }

@@ -9,7 +9,7 @@ mod key;
 mod metadata;
 mod registry;
 
+pub(crate) use key::push_label;
 pub use key::{LabelPair, LabelSetKey, decode_label_key};
 pub use metadata::{FamilyMetadata, MetadataStore};
 pub use registry::{RegistryError, SeriesId, SeriesRegistry, SeriesRegistryConfig};
-pub(crate) use key::push_label;

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
-use super::key::{LabelSetKey, decode_label_key};
 use super::LabelPair;
+use super::key::{LabelSetKey, decode_label_key};
 
 /// Stable 64-bit series identifier: xxh3-64 of the canonical label-set key. It does not depend on the
 /// process, the protocol or arrival order, so it survives restarts and can be shared with other systems.
@@ -128,7 +128,11 @@ impl SeriesRegistry {
     }
 
     /// Calls `f` with the labels of a series, if known.
-    pub fn with_labels<R>(&self, id: SeriesId, f: impl FnOnce(&mut dyn Iterator<Item = LabelPair<'_>>) -> R) -> Option<R> {
+    pub fn with_labels<R>(
+        &self,
+        id: SeriesId,
+        f: impl FnOnce(&mut dyn Iterator<Item = LabelPair<'_>>) -> R,
+    ) -> Option<R> {
         let key = self.key(id)?;
         Some(f(&mut decode_label_key(&key)))
     }
