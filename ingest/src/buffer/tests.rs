@@ -70,18 +70,28 @@ fn validate_floor_and_yaml() {
     let err = below.validate().unwrap_err();
     assert!(err.contains("buffer.max_bytes") && err.contains(&c.max_bytes.to_string()), "{err}");
     assert!(BufferConfig { batch_rows: 0, ..c.clone() }.validate().unwrap_err().contains("buffer.batch_rows"));
-    assert!(BufferConfig { seal_interval: Duration::ZERO, ..c.clone() }.validate().unwrap_err().contains("buffer.seal_interval"));
+    assert!(
+        BufferConfig { seal_interval: Duration::ZERO, ..c.clone() }
+            .validate()
+            .unwrap_err()
+            .contains("buffer.seal_interval")
+    );
     assert!(BufferConfig::default().validate().is_ok());
     assert!(BufferConfig { shards: 0, ..c.clone() }.effective_shards() >= 2);
 
-    let parsed: BufferConfig = serde_yaml_ng::from_str("max_bytes: 4096\nshards: 3\nbatch_rows: 8\nseal_interval: 150ms\n").unwrap();
-    assert_eq!(parsed, BufferConfig { max_bytes: 4096, shards: 3, batch_rows: 8, seal_interval: Duration::from_millis(150) });
+    let parsed: BufferConfig =
+        serde_yaml_ng::from_str("max_bytes: 4096\nshards: 3\nbatch_rows: 8\nseal_interval: 150ms\n").unwrap();
+    assert_eq!(
+        parsed,
+        BufferConfig { max_bytes: 4096, shards: 3, batch_rows: 8, seal_interval: Duration::from_millis(150) }
+    );
     assert!(serde_yaml_ng::from_str::<BufferConfig>("max_byte: 1\n").is_err(), "unknown keys are refused");
 }
 
 #[test]
 fn sealed_rows_read_back_through_lossy_subscription() {
-    let buffer = MetricsBuffer::new(BufferConfig { max_bytes: 1 << 20, shards: 2, batch_rows: 100, seal_interval: HOUR });
+    let buffer =
+        MetricsBuffer::new(BufferConfig { max_bytes: 1 << 20, shards: 2, batch_rows: 100, seal_interval: HOUR });
     assert_eq!(buffer.shard_count(), 2);
     let first = [(10, 1_000, 1.0), (11, 1_000, 2.0), (10, 2_000, 3.0), (13, 1_500, -4.5)];
     let second = [(12, 500, 5.0), (11, 3_000, f64::MAX), (10, 2_000, 7.0)];
@@ -157,7 +167,8 @@ fn seals_when_batch_rows_is_reached() {
 #[test]
 fn seal_due_respects_seal_interval() {
     let interval = Duration::from_millis(300);
-    let buffer = MetricsBuffer::new(BufferConfig { max_bytes: 1 << 20, shards: 2, batch_rows: 100, seal_interval: interval });
+    let buffer =
+        MetricsBuffer::new(BufferConfig { max_bytes: 1 << 20, shards: 2, batch_rows: 100, seal_interval: interval });
     let opened = Instant::now();
     buffer.append(&stage(&buffer, &[(0, 1, 1.0)])).unwrap();
     buffer.seal_due();
@@ -180,7 +191,12 @@ fn seal_due_respects_seal_interval() {
 
 #[tokio::test]
 async fn run_sealer_makes_rows_visible_within_the_interval() {
-    let buffer = MetricsBuffer::new(BufferConfig { max_bytes: 1 << 20, shards: 2, batch_rows: 100, seal_interval: Duration::from_millis(50) });
+    let buffer = MetricsBuffer::new(BufferConfig {
+        max_bytes: 1 << 20,
+        shards: 2,
+        batch_rows: 100,
+        seal_interval: Duration::from_millis(50),
+    });
     let sealer = tokio::spawn(Arc::clone(&buffer).run_sealer());
     let mut sub = buffer.subscribe(1, SubscriptionMode::Lossless);
     buffer.append(&stage(&buffer, &[(3, 30, 3.0)])).unwrap();
@@ -312,7 +328,10 @@ async fn close_ends_subscriptions() {
     assert!(!waiter.is_finished(), "shard 1 has nothing yet");
 
     buffer.close();
-    let woken = tokio::time::timeout(Duration::from_secs(10), waiter).await.expect("close did not wake a waiting reader").unwrap();
+    let woken = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("close did not wake a waiting reader")
+        .unwrap();
     assert!(matches!(woken, Next::Closed), "{woken:?}");
     // What was sealed before closing is still delivered, then Closed, and Closed again.
     let next = reader.next().await;
@@ -328,13 +347,15 @@ async fn waiting_reader_is_woken_by_a_seal() {
     let waiter = tokio::spawn(async move { sub.next().await });
     tokio::task::yield_now().await;
     buffer.append(&stage(&buffer, &batch_of_four(3, 0))).unwrap();
-    let next = tokio::time::timeout(Duration::from_secs(10), waiter).await.expect("the seal did not wake the reader").unwrap();
+    let next =
+        tokio::time::timeout(Duration::from_secs(10), waiter).await.expect("the seal did not wake the reader").unwrap();
     assert!(matches!(&next, Next::Batch(b) if samples_of(b) == batch_of_four(3, 0)), "{next:?}");
 }
 
 #[test]
 fn exemplar_and_histogram_tables_are_sealed() {
-    let buffer = MetricsBuffer::new(BufferConfig { max_bytes: 1 << 20, shards: 2, batch_rows: 100, seal_interval: HOUR });
+    let buffer =
+        MetricsBuffer::new(BufferConfig { max_bytes: 1 << 20, shards: 2, batch_rows: 100, seal_interval: HOUR });
     let mut labels = Vec::new();
     push_label(&mut labels, b"trace_id", b"4bf92f3577b34da6a3ce929d0e0e4736");
     push_label(&mut labels, b"span_id", b"00f067aa0ba902b7");
@@ -348,7 +369,14 @@ fn exemplar_and_histogram_tables_are_sealed() {
         span_id: Some("00f067aa0ba902b7".into()),
         labels: labels.clone(),
     });
-    staged.push_exemplar(ExemplarRow { series: 4, timestamp_ms: 12, value: 2.0, trace_id: None, span_id: None, labels: Vec::new() });
+    staged.push_exemplar(ExemplarRow {
+        series: 4,
+        timestamp_ms: 12,
+        value: 2.0,
+        trace_id: None,
+        span_id: None,
+        labels: Vec::new(),
+    });
     staged.push_histogram(HistogramRow { series: 6, timestamp_ms: 13, encoded: vec![0x78, 0x0d] });
     staged.push_sample(SampleRow { series: 3, timestamp_ms: 20, value: 2.0 });
     assert_eq!((staged.sample_count(), staged.exemplar_count(), staged.histogram_count()), (2, 2, 1));

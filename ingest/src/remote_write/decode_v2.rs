@@ -4,7 +4,9 @@
 //! name/value spans as for 1.0.
 
 use super::decode_v1::{Problem, histogram_timestamp};
-use super::decoded::{DecodedWrite, ExemplarRef, HistogramRef, LabelRef, MetadataRef, RemoteWriteVersion, SampleRow, SeriesRef, Span};
+use super::decoded::{
+    DecodedWrite, ExemplarRef, HistogramRef, LabelRef, MetadataRef, RemoteWriteVersion, SampleRow, SeriesRef, Span,
+};
 use super::error::{RemoteWriteError, SeriesProblem};
 use super::validate::{check_exemplar_labels, check_sample_order, check_series_labels};
 use crate::limits::IngestLimits;
@@ -47,7 +49,13 @@ pub(crate) fn decode(body: &[u8], limits: &IngestLimits, out: &mut DecodedWrite)
     Ok(())
 }
 
-fn push_refs(refs_field: FieldValue, body: &[u8], symbols: &[Span], labels: &mut Vec<LabelRef>, pending: &mut Option<Span>) -> Result<(), Problem> {
+fn push_refs(
+    refs_field: FieldValue,
+    body: &[u8],
+    symbols: &[Span],
+    labels: &mut Vec<LabelRef>,
+    pending: &mut Option<Span>,
+) -> Result<(), Problem> {
     let mut push = |r: u64| -> Result<(), Problem> {
         let sym = usize::try_from(r)
             .ok()
@@ -76,7 +84,12 @@ fn push_refs(refs_field: FieldValue, body: &[u8], symbols: &[Span], labels: &mut
     }
 }
 
-fn decode_series(body: &[u8], mut r: WireReader<'_>, limits: &IngestLimits, out: &mut DecodedWrite) -> Result<(), Problem> {
+fn decode_series(
+    body: &[u8],
+    mut r: WireReader<'_>,
+    limits: &IngestLimits,
+    out: &mut DecodedWrite,
+) -> Result<(), Problem> {
     let labels_start = out.labels.len();
     let samples_start = out.samples.len();
     let histograms_start = out.histograms.len();
@@ -151,7 +164,9 @@ fn decode_sample(mut r: WireReader<'_>) -> Result<SampleRow, RemoteWriteError> {
     while !r.is_empty() {
         match r.next_field()? {
             (1, v) => sample.value = v.as_f64().ok_or(RemoteWriteError::WireType { field: "Sample.value" })?,
-            (2, v) => sample.timestamp_ms = v.as_i64().ok_or(RemoteWriteError::WireType { field: "Sample.timestamp" })?,
+            (2, v) => {
+                sample.timestamp_ms = v.as_i64().ok_or(RemoteWriteError::WireType { field: "Sample.timestamp" })?
+            }
             _ => {} // start_timestamp (3) is not kept yet
         }
     }
@@ -164,11 +179,10 @@ fn decode_exemplar(body: &[u8], mut r: WireReader<'_>, out: &mut DecodedWrite) -
     let mut pending = None;
     while !r.is_empty() {
         match r.next_field()? {
-            (1, v) => push_refs(v, body, &out.symbols, &mut out.labels, &mut pending)
-                .map_err(|p| match p {
-                    Problem::Series(s) => Problem::Series(SeriesProblem::Exemplar(Box::new(s))),
-                    w => w,
-                })?,
+            (1, v) => push_refs(v, body, &out.symbols, &mut out.labels, &mut pending).map_err(|p| match p {
+                Problem::Series(s) => Problem::Series(SeriesProblem::Exemplar(Box::new(s))),
+                w => w,
+            })?,
             (2, v) => ex.value = v.as_f64().ok_or(RemoteWriteError::WireType { field: "Exemplar.value" })?,
             (3, v) => ex.timestamp_ms = v.as_i64().ok_or(RemoteWriteError::WireType { field: "Exemplar.timestamp" })?,
             _ => {}
@@ -181,7 +195,12 @@ fn decode_exemplar(body: &[u8], mut r: WireReader<'_>, out: &mut DecodedWrite) -
     Ok(ex)
 }
 
-fn decode_metadata(mut r: WireReader<'_>, family: Span, symbols: &[Span], out: &mut Vec<MetadataRef>) -> Result<(), Problem> {
+fn decode_metadata(
+    mut r: WireReader<'_>,
+    family: Span,
+    symbols: &[Span],
+    out: &mut Vec<MetadataRef>,
+) -> Result<(), Problem> {
     let empty = (family.0, family.0);
     let mut md = MetadataRef { family, metric_type: 0, help: empty, unit: empty };
     let lookup = |v: FieldValue| -> Result<Span, Problem> {
