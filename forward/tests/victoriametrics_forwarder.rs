@@ -60,7 +60,8 @@ struct Setup {
 fn setup(url: &str) -> (Setup, victoriametrics::ForwarderHandle) {
     let mut registry = Registry::default();
     let metrics = ForwardMetrics::new(&mut registry);
-    let buffer = MetricsBuffer::new(BufferConfig { shards: 2, batch_rows: 16, max_bytes: 64 << 20, ..BufferConfig::default() });
+    let buffer =
+        MetricsBuffer::new(BufferConfig { shards: 2, batch_rows: 16, max_bytes: 64 << 20, ..BufferConfig::default() });
     let series = Arc::new(SeriesRegistry::new(&SeriesRegistryConfig::default()));
     let config = VictoriaMetricsConfig {
         flush_interval: Duration::from_millis(50),
@@ -69,14 +70,23 @@ fn setup(url: &str) -> (Setup, victoriametrics::ForwarderHandle) {
         ..VictoriaMetricsConfig::with_url(url)
     };
     let uri = config.validate().expect("valid config");
-    let handle =
-        victoriametrics::spawn(&config, uri, &buffer, Arc::clone(&series), vigil_forward::http::client(), metrics.clone());
+    let handle = victoriametrics::spawn(
+        &config,
+        uri,
+        &buffer,
+        Arc::clone(&series),
+        vigil_forward::http::client(),
+        metrics.clone(),
+    );
     (Setup { buffer, series, metrics, registry }, handle)
 }
 
 fn key(name: &str, job: &str) -> Vec<u8> {
     TimeSeries {
-        labels: vec![Label { name: "__name__".into(), value: name.into() }, Label { name: "job".into(), value: job.into() }],
+        labels: vec![
+            Label { name: "__name__".into(), value: name.into() },
+            Label { name: "job".into(), value: job.into() },
+        ],
         ..Default::default()
     }
     .encode_to_vec()
@@ -156,13 +166,20 @@ async fn splits_by_max_samples_per_request_and_releases_the_buffer() {
     let id = write(&s, "big", 35);
     s.buffer.seal_all();
     wait_until("35 samples delivered", || {
-        rx.seen.lock().iter().map(|(_, r, _)| r.timeseries.iter().map(|t| t.samples.len()).sum::<usize>()).sum::<usize>()
+        rx.seen
+            .lock()
+            .iter()
+            .map(|(_, r, _)| r.timeseries.iter().map(|t| t.samples.len()).sum::<usize>())
+            .sum::<usize>()
             == 35
     })
     .await;
     let seen = rx.seen.lock();
     assert!(seen.iter().all(|(_, r, _)| r.timeseries.iter().map(|t| t.samples.len()).sum::<usize>() <= 10));
-    let ts: Vec<i64> = seen.iter().flat_map(|(_, r, _)| r.timeseries.iter().flat_map(|t| t.samples.iter().map(|s| s.timestamp))).collect();
+    let ts: Vec<i64> = seen
+        .iter()
+        .flat_map(|(_, r, _)| r.timeseries.iter().flat_map(|t| t.samples.iter().map(|s| s.timestamp)))
+        .collect();
     assert_eq!(ts, (1000..1035).collect::<Vec<_>>(), "one series' samples must arrive in order");
     assert!(seen.iter().all(|(_, r, _)| r.timeseries.iter().all(|t| t.labels[1].value == "big")));
     let _ = id;
@@ -182,7 +199,14 @@ async fn a_backend_that_stays_down_fills_the_buffer_instead_of_losing_data() {
         backoff: BackoffConfig { initial: Duration::from_millis(5), max: Duration::from_millis(20) },
         ..VictoriaMetricsConfig::with_url(url)
     };
-    let _h = victoriametrics::spawn(&vm, vm.validate().expect("uri"), &buffer, Arc::clone(&series), vigil_forward::http::client(), metrics);
+    let _h = victoriametrics::spawn(
+        &vm,
+        vm.validate().expect("uri"),
+        &buffer,
+        Arc::clone(&series),
+        vigil_forward::http::client(),
+        metrics,
+    );
     let id = series.resolve(&key("m", "x")).expect("series");
     let mut refused = false;
     for t in 0..2_000 {

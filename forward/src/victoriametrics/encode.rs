@@ -19,12 +19,8 @@ pub struct EncodedCounts {
     pub unknown_series: u64,
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
+fn put_varint(out: &mut Vec<u8>, v: u64) {
+    prost::encoding::encode_varint(v, out);
 }
 
 /// `Sample { value = 1 (fixed64); timestamp = 2 (varint) }` as field 2 of `TimeSeries`.

@@ -12,7 +12,7 @@ fn span((s, e): (usize, usize)) -> Span {
     (s as u32, e as u32)
 }
 
-fn len_field(v: FieldValue, field: &'static str) -> Result<(usize, usize), RemoteWriteError> {
+pub(super) fn len_field(v: FieldValue, field: &'static str) -> Result<(usize, usize), RemoteWriteError> {
     v.as_range().ok_or(RemoteWriteError::WireType { field })
 }
 
@@ -129,7 +129,8 @@ fn decode_label(mut r: WireReader<'_>) -> Result<LabelRef, RemoteWriteError> {
     Ok(label)
 }
 
-fn decode_sample(mut r: WireReader<'_>) -> Result<SampleRow, RemoteWriteError> {
+/// `Sample` has the same fields 1 and 2 in both versions (2.0's `start_timestamp`, field 3, is not kept yet).
+pub(super) fn decode_sample(mut r: WireReader<'_>) -> Result<SampleRow, RemoteWriteError> {
     let mut sample = SampleRow { timestamp_ms: 0, value: 0.0 };
     while !r.is_empty() {
         match r.next_field()? {

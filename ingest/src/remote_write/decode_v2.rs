@@ -3,18 +3,14 @@
 //! Label references are resolved against the symbol table here, so the rest of the pipeline sees the same
 //! name/value spans as for 1.0.
 
-use super::decode_v1::{Problem, histogram_timestamp};
+use super::decode_v1::{Problem, decode_sample, histogram_timestamp, len_field};
 use super::decoded::{
-    DecodedWrite, ExemplarRef, HistogramRef, LabelRef, MetadataRef, RemoteWriteVersion, SampleRow, SeriesRef, Span,
+    DecodedWrite, ExemplarRef, HistogramRef, LabelRef, MetadataRef, RemoteWriteVersion, SeriesRef, Span,
 };
 use super::error::{RemoteWriteError, SeriesProblem};
 use super::validate::{check_exemplar_labels, check_sample_order, check_series_labels};
 use crate::limits::IngestLimits;
 use crate::protowire::{FieldValue, WireReader, packed_varints};
-
-fn len_field(v: FieldValue, field: &'static str) -> Result<(usize, usize), RemoteWriteError> {
-    v.as_range().ok_or(RemoteWriteError::WireType { field })
-}
 
 pub(crate) fn decode(body: &[u8], limits: &IngestLimits, out: &mut DecodedWrite) -> Result<(), RemoteWriteError> {
     out.clear(RemoteWriteVersion::V2);
@@ -157,20 +153,6 @@ fn decode_series(
         histograms: histograms_start as u32..out.histograms.len() as u32,
     });
     Ok(())
-}
-
-fn decode_sample(mut r: WireReader<'_>) -> Result<SampleRow, RemoteWriteError> {
-    let mut sample = SampleRow { timestamp_ms: 0, value: 0.0 };
-    while !r.is_empty() {
-        match r.next_field()? {
-            (1, v) => sample.value = v.as_f64().ok_or(RemoteWriteError::WireType { field: "Sample.value" })?,
-            (2, v) => {
-                sample.timestamp_ms = v.as_i64().ok_or(RemoteWriteError::WireType { field: "Sample.timestamp" })?
-            }
-            _ => {} // start_timestamp (3) is not kept yet
-        }
-    }
-    Ok(sample)
 }
 
 fn decode_exemplar(body: &[u8], mut r: WireReader<'_>, out: &mut DecodedWrite) -> Result<ExemplarRef, Problem> {
