@@ -95,7 +95,7 @@ fn run(args: Args) -> Result<ExitCode, BoxError> {
 
     let uri = loopback_uri(&args.url)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads).enable_all().build()?;
-    let report = runtime.block_on(drive(&args, uri, encoded, per_request))?;
+    let mut report = runtime.block_on(drive(&args, uri, encoded, per_request))?;
     report.print(&args, per_request);
     // A run in which nothing was accepted is a failed run, whatever the reason; scripts must notice.
     Ok(if report.stats.requests_ok == 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
@@ -198,8 +198,10 @@ async fn drive(args: &Args, uri: Uri, series: Arc<[EncodedSeries]>, per_request:
         .pool_idle_timeout(Duration::from_secs(90))
         .build(connector);
     let batches = series.len().div_ceil(per_request) as u64;
-    let spacing = Duration::from_secs_f64(args.interval / batches as f64);
+    let spacing = Duration::try_from_secs_f64(args.interval / batches as f64)?;
+    let duration = Duration::try_from_secs_f64(args.duration)?;
     let start = Instant::now();
+    let deadline = start.checked_add(duration).ok_or("--duration is too large")?;
     let plan = Arc::new(Plan {
         uri,
         client,
@@ -208,7 +210,7 @@ async fn drive(args: &Args, uri: Uri, series: Arc<[EncodedSeries]>, per_request:
         batches,
         spacing,
         start,
-        deadline: start + Duration::from_secs_f64(args.duration),
+        deadline,
         max_requests: args.max_requests.unwrap_or(u64::MAX),
         next: AtomicU64::new(0),
     });
@@ -233,6 +235,8 @@ async fn worker(plan: Arc<Plan>) -> Stats {
         // that has fallen behind sends at once.
         let due = plan.start + plan.spacing.saturating_mul(u32::try_from(k).unwrap_or(u32::MAX));
         if due >= plan.deadline {
+            // Idle out the rest of the run, so a paced run's rate is taken over the whole --duration.
+            tokio::time::sleep_until(plan.deadline.into()).await;
             break;
         }
         tokio::time::sleep_until(due.into()).await;
@@ -240,7 +244,7 @@ async fn worker(plan: Arc<Plan>) -> Stats {
         if now >= plan.deadline {
             break;
         }
-        stats.lag = now - due;
+        stats.lag = now.saturating_duration_since(due);
 
         let (batch, round) = (k % plan.batches, k / plan.batches);
         let first = batch as usize * plan.per_request;
@@ -330,7 +334,9 @@ async fn attempt(plan: &Plan, body: Bytes) -> Result<(StatusCode, Option<Duratio
         let text = String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned();
         Ok((status, retry_after, text))
     };
-    tokio::time::timeout(REQUEST_TIMEOUT, round_trip).await.map_err(|_| format!("timed out after {REQUEST_TIMEOUT:?}"))?
+    tokio::time::timeout(REQUEST_TIMEOUT, round_trip)
+        .await
+        .map_err(|_| format!("timed out after {REQUEST_TIMEOUT:?}"))?
 }
 
 /// Nearest-rank percentile of sorted microseconds, in milliseconds.
@@ -343,7 +349,7 @@ fn percentile_ms(sorted_us: &[u64], p: f64) -> f64 {
 }
 
 impl Report {
-    fn print(mut self, args: &Args, per_request: usize) {
+    fn print(&mut self, args: &Args, per_request: usize) {
         let s = &mut self.stats;
         s.latencies_us.sort_unstable();
         let secs = self.elapsed.as_secs_f64().max(f64::EPSILON);
