@@ -61,7 +61,21 @@ impl<'a> WireReader<'a> {
         self.pos
     }
 
+    /// Most varints on this path (tags, lengths under 128) are one byte: take those without a call.
+    #[inline(always)]
     fn varint(&mut self) -> Result<u64, WireError> {
+        if self.pos < self.end
+            && let Some(&b) = self.buf.get(self.pos)
+            && b < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(b));
+        }
+        self.varint_slow()
+    }
+
+    #[inline(never)]
+    fn varint_slow(&mut self) -> Result<u64, WireError> {
         let at = self.pos;
         let mut slice = self.buf.get(self.pos..self.end).ok_or(WireError::Truncated(at))?;
         let before = slice.len();
@@ -72,6 +86,7 @@ impl<'a> WireReader<'a> {
         Ok(v)
     }
 
+    #[inline(always)]
     fn fixed<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
         let at = self.pos;
         let end = at.checked_add(N).filter(|e| *e <= self.end).ok_or(WireError::Truncated(at))?;
@@ -83,6 +98,7 @@ impl<'a> WireReader<'a> {
 
     /// Reads the next field: its number and value. Groups (wire types 3/4) are rejected: no message Vigil
     /// decodes uses them.
+    #[inline]
     pub(crate) fn next_field(&mut self) -> Result<(u32, FieldValue), WireError> {
         let at = self.pos;
         let key = self.varint()?;

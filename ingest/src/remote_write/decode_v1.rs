@@ -13,7 +13,7 @@ fn span((s, e): (usize, usize)) -> Span {
 }
 
 pub(super) fn len_field(v: FieldValue, field: &'static str) -> Result<(usize, usize), RemoteWriteError> {
-    v.as_range().ok_or(RemoteWriteError::WireType { field })
+    v.as_range().ok_or_else(|| RemoteWriteError::WireType { field })
 }
 
 /// Decodes a whole request and validates every series. On error nothing is kept (the caller clears `out`
@@ -134,9 +134,10 @@ pub(super) fn decode_sample(mut r: WireReader<'_>) -> Result<SampleRow, RemoteWr
     let mut sample = SampleRow { timestamp_ms: 0, value: 0.0 };
     while !r.is_empty() {
         match r.next_field()? {
-            (1, v) => sample.value = v.as_f64().ok_or(RemoteWriteError::WireType { field: "Sample.value" })?,
+            (1, v) => sample.value = v.as_f64().ok_or_else(|| RemoteWriteError::WireType { field: "Sample.value" })?,
             (2, v) => {
-                sample.timestamp_ms = v.as_i64().ok_or(RemoteWriteError::WireType { field: "Sample.timestamp" })?
+                sample.timestamp_ms =
+                    v.as_i64().ok_or_else(|| RemoteWriteError::WireType { field: "Sample.timestamp" })?
             }
             _ => {}
         }
@@ -157,8 +158,11 @@ fn decode_exemplar(
                 let (s, e) = len_field(v, "Exemplar.labels")?;
                 out.labels.push(decode_label(r.sub(s, e))?);
             }
-            (2, v) => ex.value = v.as_f64().ok_or(RemoteWriteError::WireType { field: "Exemplar.value" })?,
-            (3, v) => ex.timestamp_ms = v.as_i64().ok_or(RemoteWriteError::WireType { field: "Exemplar.timestamp" })?,
+            (2, v) => ex.value = v.as_f64().ok_or_else(|| RemoteWriteError::WireType { field: "Exemplar.value" })?,
+            (3, v) => {
+                ex.timestamp_ms =
+                    v.as_i64().ok_or_else(|| RemoteWriteError::WireType { field: "Exemplar.timestamp" })?
+            }
             _ => {}
         }
     }
@@ -172,7 +176,7 @@ pub(crate) fn histogram_timestamp(mut r: WireReader<'_>) -> Result<i64, RemoteWr
     let mut ts = 0;
     while !r.is_empty() {
         if let (15, v) = r.next_field()? {
-            ts = v.as_i64().ok_or(RemoteWriteError::WireType { field: "Histogram.timestamp" })?;
+            ts = v.as_i64().ok_or_else(|| RemoteWriteError::WireType { field: "Histogram.timestamp" })?;
         }
     }
     Ok(ts)
@@ -184,7 +188,8 @@ fn decode_metadata(body: &[u8], mut r: WireReader<'_>, out: &mut DecodedWrite) -
     while !r.is_empty() {
         match r.next_field()? {
             (1, v) => {
-                md.metric_type = v.as_u64().ok_or(RemoteWriteError::WireType { field: "MetricMetadata.type" })? as i32
+                md.metric_type =
+                    v.as_u64().ok_or_else(|| RemoteWriteError::WireType { field: "MetricMetadata.type" })? as i32
             }
             (2, v) => md.family = span(len_field(v, "MetricMetadata.metric_family_name")?),
             (4, v) => md.help = span(len_field(v, "MetricMetadata.help")?),

@@ -57,7 +57,7 @@ fn push_refs(
             .ok()
             .and_then(|i| symbols.get(i))
             .copied()
-            .ok_or(Problem::Series(SeriesProblem::BadSymbolRef { reference: r, len: symbols.len() }))?;
+            .ok_or_else(|| Problem::Series(SeriesProblem::BadSymbolRef { reference: r, len: symbols.len() }))?;
         match pending.take() {
             None => *pending = Some(sym),
             Some(name) => labels.push(LabelRef { name, value: sym }),
@@ -165,8 +165,11 @@ fn decode_exemplar(body: &[u8], mut r: WireReader<'_>, out: &mut DecodedWrite) -
                 Problem::Series(s) => Problem::Series(SeriesProblem::Exemplar(Box::new(s))),
                 w => w,
             })?,
-            (2, v) => ex.value = v.as_f64().ok_or(RemoteWriteError::WireType { field: "Exemplar.value" })?,
-            (3, v) => ex.timestamp_ms = v.as_i64().ok_or(RemoteWriteError::WireType { field: "Exemplar.timestamp" })?,
+            (2, v) => ex.value = v.as_f64().ok_or_else(|| RemoteWriteError::WireType { field: "Exemplar.value" })?,
+            (3, v) => {
+                ex.timestamp_ms =
+                    v.as_i64().ok_or_else(|| RemoteWriteError::WireType { field: "Exemplar.timestamp" })?
+            }
             _ => {}
         }
     }
@@ -186,16 +189,18 @@ fn decode_metadata(
     let empty = (family.0, family.0);
     let mut md = MetadataRef { family, metric_type: 0, help: empty, unit: empty };
     let lookup = |v: FieldValue| -> Result<Span, Problem> {
-        let r = v.as_u64().ok_or(Problem::Wire(RemoteWriteError::WireType { field: "Metadata.*_ref" }))?;
+        let r = v.as_u64().ok_or_else(|| Problem::Wire(RemoteWriteError::WireType { field: "Metadata.*_ref" }))?;
         usize::try_from(r)
             .ok()
             .and_then(|i| symbols.get(i))
             .copied()
-            .ok_or(Problem::Series(SeriesProblem::BadSymbolRef { reference: r, len: symbols.len() }))
+            .ok_or_else(|| Problem::Series(SeriesProblem::BadSymbolRef { reference: r, len: symbols.len() }))
     };
     while !r.is_empty() {
         match r.next_field()? {
-            (1, v) => md.metric_type = v.as_u64().ok_or(RemoteWriteError::WireType { field: "Metadata.type" })? as i32,
+            (1, v) => {
+                md.metric_type = v.as_u64().ok_or_else(|| RemoteWriteError::WireType { field: "Metadata.type" })? as i32
+            }
             (3, v) => md.help = lookup(v)?,
             (4, v) => md.unit = lookup(v)?,
             _ => {}

@@ -6,6 +6,7 @@ use prost::Message;
 
 use super::decoded::{DecodedWrite, RemoteWriteVersion, span_bytes, span_str};
 use super::error::RemoteWriteError;
+use super::validate::check_labels_utf8;
 use super::{decode_v1, decode_v2};
 use crate::buffer::{ExemplarRow, HistogramRow, MetricsBuffer, SampleRow, StagedRows};
 use crate::limits::IngestLimits;
@@ -96,17 +97,25 @@ fn resolve_series(
     series: &SeriesRegistry,
 ) -> Result<(), RemoteWriteError> {
     ids.clear();
-    for s in &decoded.series {
+    for (index, s) in decoded.series.iter().enumerate() {
+        let labels = &decoded.labels[s.labels.start as usize..s.labels.end as usize];
         key.clear();
-        for label in &decoded.labels[s.labels.start as usize..s.labels.end as usize] {
+        for label in labels {
             let value = span_bytes(body, label.value);
             if !value.is_empty() {
                 push_label(key, span_bytes(body, label.name), value);
             }
         }
-        let id = series.resolve(key).map_err(|e| match e {
-            RegistryError::TooManySeries { .. } => RemoteWriteError::Limit(e.to_string()),
-        })?;
+        let id = match series.lookup(key) {
+            Some(id) => id,
+            None => {
+                check_labels_utf8(body, labels)
+                    .map_err(|problem| RemoteWriteError::InvalidSeries { series: index, problem })?;
+                series.resolve(key).map_err(|e| match e {
+                    RegistryError::TooManySeries { .. } => RemoteWriteError::Limit(e.to_string()),
+                })?
+            }
+        };
         ids.push(id);
     }
     Ok(())

@@ -4,9 +4,10 @@ use super::decoded::{LabelRef, span_bytes};
 use super::error::SeriesProblem;
 use crate::limits::IngestLimits;
 
-/// Labels must be valid UTF-8, have non-empty unique names, be sorted by name, carry `__name__`, and stay
-/// within the configured limits. Empty values are allowed here and dropped when the key is built (an empty
-/// label value means "no such label" in Prometheus).
+/// Labels must have non-empty unique names, be sorted by name, carry `__name__`, and stay within the
+/// configured limits. Empty values are allowed here and dropped when the key is built (an empty label value
+/// means "no such label" in Prometheus). UTF-8 is checked by [`check_labels_utf8`], only for series the
+/// registry does not know: a known series' label bytes equal a stored key that was checked when it was new.
 pub(crate) fn check_series_labels(
     body: &[u8],
     labels: &[LabelRef],
@@ -29,18 +30,12 @@ pub(crate) fn check_series_labels(
         if name.len() > limits.max_label_name_bytes {
             return Err(SeriesProblem::NameTooLong { len: name.len(), limit: limits.max_label_name_bytes });
         }
-        if std::str::from_utf8(name).is_err() {
-            return Err(SeriesProblem::NotUtf8("name"));
-        }
         if value.len() > limits.max_label_value_bytes {
             return Err(SeriesProblem::ValueTooLong {
                 name: String::from_utf8_lossy(name).into_owned(),
                 len: value.len(),
                 limit: limits.max_label_value_bytes,
             });
-        }
-        if std::str::from_utf8(value).is_err() {
-            return Err(SeriesProblem::NotUtf8("value"));
         }
         if i > 0 {
             match previous.cmp(name) {
@@ -61,6 +56,19 @@ pub(crate) fn check_series_labels(
     }
     if !has_name {
         return Err(SeriesProblem::MissingName);
+    }
+    Ok(())
+}
+
+/// Names and values must be UTF-8 (protobuf `string`).
+pub(crate) fn check_labels_utf8(body: &[u8], labels: &[LabelRef]) -> Result<(), SeriesProblem> {
+    for label in labels {
+        if std::str::from_utf8(span_bytes(body, label.name)).is_err() {
+            return Err(SeriesProblem::NotUtf8("name"));
+        }
+        if std::str::from_utf8(span_bytes(body, label.value)).is_err() {
+            return Err(SeriesProblem::NotUtf8("value"));
+        }
     }
     Ok(())
 }

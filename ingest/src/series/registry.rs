@@ -122,6 +122,19 @@ impl SeriesRegistry {
         }
     }
 
+    /// The id of an already registered label set, without registering anything.
+    pub fn lookup(&self, key: &[u8]) -> Option<SeriesId> {
+        let mut seed = 0u64;
+        loop {
+            let id = xxhash_rust::xxh3::xxh3_64_with_seed(key, seed);
+            match self.shard(id).read().get(&id) {
+                Some(existing) if **existing == *key => return Some(id),
+                Some(_) => seed += 1,
+                None => return None,
+            }
+        }
+    }
+
     /// The canonical key of a series, if known.
     pub fn key(&self, id: SeriesId) -> Option<LabelSetKey> {
         self.shard(id).read().get(&id).cloned()
