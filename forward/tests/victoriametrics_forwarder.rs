@@ -1,6 +1,8 @@
 //! The VictoriaMetrics forwarder against an in-process remote-write receiver that answers what each test
 //! scripts: retries, drops, ordering, and what bytes arrive.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! The `vigil` command line: `check-config`, and `serve` on embedded defaults.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::process::Command;

@@ -1,5 +1,7 @@
 //! Remote write 1.0 and 2.0 requests built here → the `vigil` binary → real VictoriaMetrics.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,8 @@
 //! Prometheus → Vigil → VictoriaMetrics with the real servers: every sample Prometheus holds arrives in
 //! VictoriaMetrics, series by series, timestamp by timestamp, labels intact.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::BTreeMap;
