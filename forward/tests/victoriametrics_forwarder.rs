@@ -95,11 +95,11 @@ fn key(name: &str, job: &str) -> Vec<u8> {
 }
 
 /// Appends `n` samples of one series and returns its id.
-fn write(s: &Setup, job: &str, n: i64) -> u64 {
+fn write(s: &Setup, job: &str, n: i64) -> vigil_ingest::series::SeriesRef {
     let id = s.series.resolve(&key("m", job)).expect("series");
     let mut staged = s.buffer.staged_rows();
     for t in 0..n {
-        staged.push_sample(SampleRow { series: id, timestamp_ms: 1000 + t, value: t as f64 });
+        staged.push_sample(SampleRow { series: id.id, slot: id.slot, timestamp_ms: 1000 + t, value: t as f64 });
     }
     s.buffer.append(&staged).expect("room in the buffer");
     id
@@ -192,7 +192,8 @@ async fn a_backend_that_stays_down_fills_the_buffer_instead_of_losing_data() {
     let (rx, url) = start_receiver((0..10_000).map(|_| (503, None)).collect()).await;
     let mut registry = Registry::default();
     let metrics = ForwardMetrics::new(&mut registry);
-    let config = BufferConfig { shards: 1, batch_rows: 8, max_bytes: 8 * 24 * 4 + 4096, ..BufferConfig::default() };
+    let mut config = BufferConfig { shards: 1, batch_rows: 8, ..BufferConfig::default() };
+    config.max_bytes = config.min_max_bytes() + 4096;
     config.validate().expect("valid buffer");
     let buffer = MetricsBuffer::new(config);
     let series = Arc::new(SeriesRegistry::new(&SeriesRegistryConfig::default()));
@@ -214,7 +215,7 @@ async fn a_backend_that_stays_down_fills_the_buffer_instead_of_losing_data() {
     for t in 0..2_000 {
         tokio::time::sleep(Duration::from_millis(1)).await;
         let mut staged = buffer.staged_rows();
-        staged.push_sample(SampleRow { series: id, timestamp_ms: t, value: 0.0 });
+        staged.push_sample(SampleRow { series: id.id, slot: id.slot, timestamp_ms: t, value: 0.0 });
         if buffer.append(&staged).is_err() {
             refused = true;
             break;
@@ -224,7 +225,7 @@ async fn a_backend_that_stays_down_fills_the_buffer_instead_of_losing_data() {
     assert!(refused, "the buffer must refuse writes rather than evict data the backend has not taken");
     wait_until("the forwarder to keep retrying", || rx.seen.lock().len() >= 3).await;
     let mut staged = buffer.staged_rows();
-    staged.push_sample(SampleRow { series: id, timestamp_ms: 99_999, value: 0.0 });
+    staged.push_sample(SampleRow { series: id.id, slot: id.slot, timestamp_ms: 99_999, value: 0.0 });
     assert!(buffer.append(&staged).is_err(), "still full while the backend is down");
     assert_eq!(buffer.stats().evicted_batches.load(std::sync::atomic::Ordering::Relaxed), 0);
 }

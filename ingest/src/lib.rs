@@ -11,4 +11,4 @@ pub mod remote_write;
 pub mod series;
 pub mod telemetry;
 
-pub use protowire::WireError;
+pub use protowire::{WireError, put_varint};

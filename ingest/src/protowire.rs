@@ -61,6 +61,10 @@ impl<'a> WireReader<'a> {
         self.pos
     }
 
+    pub(crate) fn end(&self) -> usize {
+        self.end
+    }
+
     /// Most varints on this path (tags, lengths under 128) are one byte: take those without a call.
     #[inline(always)]
     fn varint(&mut self) -> Result<u64, WireError> {
@@ -160,6 +164,17 @@ impl FieldValue {
             _ => None,
         }
     }
+}
+
+/// Appends `v` as a protobuf varint. (prost's `encode_varint` goes through `BufMut` and was measurably slower
+/// on the encode hot path.)
+#[inline]
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
 }
 
 /// Iterates a packed repeated varint field stored at `[start, end)`.

@@ -4,7 +4,7 @@
 //! labels are copied, not re-encoded. Consecutive rows of one series share one `TimeSeries`.
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, TimestampMillisecondType, UInt64Type};
+use arrow_array::types::{Float64Type, TimestampMillisecondType, UInt32Type, UInt64Type};
 use arrow_array::{Array, RecordBatch};
 use prost::encoding::encoded_len_varint;
 use vigil_ingest::series::SeriesRegistry;
@@ -19,9 +19,7 @@ pub struct EncodedCounts {
     pub unknown_series: u64,
 }
 
-fn put_varint(out: &mut Vec<u8>, v: u64) {
-    prost::encoding::encode_varint(v, out);
-}
+use vigil_ingest::put_varint;
 
 /// `Sample { value = 1 (fixed64); timestamp = 2 (varint) }` as field 2 of `TimeSeries`.
 fn sample_len(ts: i64) -> usize {
@@ -56,6 +54,7 @@ pub(crate) fn encode_samples(
     let series = batch.column(0).as_primitive::<UInt64Type>().values();
     let ts = batch.column(1).as_primitive::<TimestampMillisecondType>().values();
     let values = batch.column(2).as_primitive::<Float64Type>().values();
+    let slots = batch.column(3).as_primitive::<UInt32Type>().values();
     let mut row = start;
     while row < end {
         let id = series[row];
@@ -63,14 +62,15 @@ pub(crate) fn encode_samples(
         while run_end < end && series[run_end] == id {
             run_end += 1;
         }
-        let Some(key) = registry.key(id) else {
+        // By slot: no hashing or locking per series on the way out.
+        let Some(key) = registry.key_by_slot(slots[row]) else {
             counts.unknown_series += (run_end - row) as u64;
             row = run_end;
             continue;
         };
         let body_len = key.len() + (row..run_end).map(|r| sample_len(ts[r])).sum::<usize>();
         put_timeseries_header(out, body_len);
-        out.extend_from_slice(&key);
+        out.extend_from_slice(key);
         for r in row..run_end {
             put_sample(out, ts[r], values[r]);
         }

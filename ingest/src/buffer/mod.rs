@@ -60,15 +60,22 @@ impl BufferConfig {
         if self.seal_interval.is_zero() {
             return Err("buffer.seal_interval must be > 0".into());
         }
-        let shards = self.effective_shards() as u64;
-        let floor = shards * (self.batch_rows as u64) * 24 * 4;
+        let floor = self.min_max_bytes();
         if self.max_bytes < floor {
             return Err(format!(
                 "buffer.max_bytes = {} is too small for {} shards of {} rows: it must be at least {} bytes",
-                self.max_bytes, shards, self.batch_rows, floor
+                self.max_bytes,
+                self.effective_shards(),
+                self.batch_rows,
+                floor
             ));
         }
         Ok(())
+    }
+
+    /// The smallest `max_bytes` that works: every shard's pre-sized open batch, four times over.
+    pub fn min_max_bytes(&self) -> u64 {
+        self.effective_shards() as u64 * self.batch_rows as u64 * rows::SAMPLE_ROW_BYTES as u64 * 4
     }
 
     pub fn effective_shards(&self) -> usize {
@@ -124,7 +131,9 @@ impl MetricsBuffer {
             })
             .collect();
         let stats = BufferStats::default();
-        stats.used_bytes.store(n as u64 * (config.batch_rows as u64) * 24, Ordering::Relaxed);
+        stats
+            .used_bytes
+            .store(n as u64 * (config.batch_rows as u64) * rows::SAMPLE_ROW_BYTES as u64, Ordering::Relaxed);
         Arc::new(Self { config, shards, stats, evicting: Mutex::new(()) })
     }
 

@@ -5,6 +5,8 @@ use crate::series::SeriesId;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SampleRow {
     pub series: SeriesId,
+    /// The series' slot in this process' registry ([`crate::series::SeriesRef::slot`]).
+    pub slot: u32,
     pub timestamp_ms: i64,
     pub value: f64,
 }
@@ -97,8 +99,8 @@ impl StagedRows {
     }
 }
 
-/// series id + timestamp + value.
-pub(crate) const SAMPLE_ROW_BYTES: usize = 24;
+/// series id + timestamp + value + registry slot.
+pub(crate) const SAMPLE_ROW_BYTES: usize = 28;
 
 pub(crate) fn exemplar_row_bytes(e: &ExemplarRow) -> usize {
     // fixed columns, three offsets, and the variable bytes

@@ -4,12 +4,14 @@ use std::sync::{Arc, LazyLock};
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-/// `samples`: one row per float sample.
+/// `samples`: one row per float sample. `series_slot` is the series' index in this process' registry: it
+/// lets consumers reach the labels without a hash lookup, and means nothing outside the process.
 pub static SAMPLES: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         Field::new("series_id", DataType::UInt64, false),
         Field::new("timestamp", DataType::Timestamp(TimeUnit::Millisecond, None), false),
         Field::new("value", DataType::Float64, false),
+        Field::new("series_slot", DataType::UInt32, false),
     ]))
 });
 

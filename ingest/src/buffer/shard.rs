@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use arrow_array::builder::{
-    ArrayBuilder, BinaryBuilder, Float64Builder, StringBuilder, TimestampMillisecondBuilder, UInt64Builder,
+    ArrayBuilder, BinaryBuilder, Float64Builder, StringBuilder, TimestampMillisecondBuilder, UInt32Builder,
+    UInt64Builder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 
@@ -18,6 +19,7 @@ pub(crate) struct OpenBatch {
     series: UInt64Builder,
     timestamps: TimestampMillisecondBuilder,
     values: Float64Builder,
+    slots: UInt32Builder,
     exemplars: ExemplarBuilders,
     histograms: HistogramBuilders,
     /// Bytes this batch accounts for in the buffer total.
@@ -49,6 +51,7 @@ impl OpenBatch {
             series: UInt64Builder::with_capacity(capacity),
             timestamps: TimestampMillisecondBuilder::with_capacity(capacity),
             values: Float64Builder::with_capacity(capacity),
+            slots: UInt32Builder::with_capacity(capacity),
             exemplars: ExemplarBuilders::default(),
             histograms: HistogramBuilders::default(),
             bytes: (capacity * SAMPLE_ROW_BYTES) as u64,
@@ -77,6 +80,7 @@ impl OpenBatch {
             self.series.append_value(s.series);
             self.timestamps.append_value(s.timestamp_ms);
             self.values.append_value(s.value);
+            self.slots.append_value(s.slot);
         }
         let grown = (before + rows.samples.len()).saturating_sub(self.capacity.max(before));
         added += (grown * SAMPLE_ROW_BYTES) as u64;
@@ -109,6 +113,7 @@ impl OpenBatch {
                 Arc::new(self.series.finish()) as ArrayRef,
                 Arc::new(self.timestamps.finish()),
                 Arc::new(self.values.finish()),
+                Arc::new(self.slots.finish()),
             ],
         )?;
         let exemplars = if self.exemplars.series.is_empty() {

@@ -16,7 +16,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// The smallest `max_bytes` [`BufferConfig::validate`] accepts: every shard's pre-sized sample columns,
 /// four times over.
 fn floor(c: &BufferConfig) -> u64 {
-    c.effective_shards() as u64 * c.batch_rows as u64 * 24 * 4
+    c.min_max_bytes()
 }
 
 /// Two shards of four-row batches, `extra` bytes above the floor, sealed only by size or by hand.
@@ -30,7 +30,7 @@ fn small_config(extra: u64) -> BufferConfig {
 fn stage(buffer: &MetricsBuffer, rows: &[(u64, i64, f64)]) -> StagedRows {
     let mut staged = buffer.staged_rows();
     for &(series, timestamp_ms, value) in rows {
-        staged.push_sample(SampleRow { series, timestamp_ms, value });
+        staged.push_sample(SampleRow { series, slot: 0, timestamp_ms, value });
     }
     staged
 }
@@ -64,7 +64,7 @@ fn batch_of_four(series: u64, i: i64) -> Vec<(u64, i64, f64)> {
 #[test]
 fn validate_floor_and_yaml() {
     let c = small_config(0);
-    assert_eq!(c.max_bytes, 2 * 4 * 24 * 4);
+    assert_eq!(c.max_bytes, 2 * 4 * 28 * 4);
     assert!(c.validate().is_ok(), "the floor itself is accepted");
     let below = BufferConfig { max_bytes: c.max_bytes - 1, ..c.clone() };
     let err = below.validate().unwrap_err();
@@ -360,7 +360,7 @@ fn exemplar_and_histogram_tables_are_sealed() {
     push_label(&mut labels, b"trace_id", b"4bf92f3577b34da6a3ce929d0e0e4736");
     push_label(&mut labels, b"span_id", b"00f067aa0ba902b7");
     let mut staged = buffer.staged_rows();
-    staged.push_sample(SampleRow { series: 2, timestamp_ms: 10, value: 1.0 });
+    staged.push_sample(SampleRow { series: 2, slot: 0, timestamp_ms: 10, value: 1.0 });
     staged.push_exemplar(ExemplarRow {
         series: 2,
         timestamp_ms: 11,
@@ -378,7 +378,7 @@ fn exemplar_and_histogram_tables_are_sealed() {
         labels: Vec::new(),
     });
     staged.push_histogram(HistogramRow { series: 6, timestamp_ms: 13, encoded: vec![0x78, 0x0d] });
-    staged.push_sample(SampleRow { series: 3, timestamp_ms: 20, value: 2.0 });
+    staged.push_sample(SampleRow { series: 3, slot: 0, timestamp_ms: 20, value: 2.0 });
     assert_eq!((staged.sample_count(), staged.exemplar_count(), staged.histogram_count()), (2, 2, 1));
     let before = buffer.used_bytes();
     buffer.append(&staged).unwrap();

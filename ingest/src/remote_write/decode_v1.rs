@@ -84,11 +84,15 @@ fn decode_series(body: &[u8], mut r: WireReader<'_>, out: &mut DecodedWrite) -> 
     let samples_start = out.samples.len() as u32;
     let histograms_start = out.histograms.len() as u32;
     let mut exemplar_fields: smallvec_like::Spans = Default::default();
+    let mut canonical = CanonicalTracker::default();
     while !r.is_empty() {
+        let field_start = r.position();
         match r.next_field()? {
             (1, v) => {
                 let (s, e) = len_field(v, "TimeSeries.labels")?;
-                out.labels.push(decode_label(r.sub(s, e))?);
+                let label = decode_label(body, r.sub(s, e))?;
+                canonical.label(field_start, s, e, &label);
+                out.labels.push(label);
             }
             (2, v) => {
                 let (s, e) = len_field(v, "TimeSeries.samples")?;
@@ -108,7 +112,7 @@ fn decode_series(body: &[u8], mut r: WireReader<'_>, out: &mut DecodedWrite) -> 
     let labels_end = out.labels.len() as u32;
     let exemplars_start = out.exemplars.len() as u32;
     for (s, e) in exemplar_fields.iter() {
-        let ex = decode_exemplar(body, r.sub(s, e), out)?;
+        let ex = decode_exemplar(r.sub(s, e), out)?;
         out.exemplars.push(ex);
     }
     out.series.push(SeriesRef {
@@ -116,11 +120,68 @@ fn decode_series(body: &[u8], mut r: WireReader<'_>, out: &mut DecodedWrite) -> 
         samples: samples_start..out.samples.len() as u32,
         exemplars: exemplars_start..out.exemplars.len() as u32,
         histograms: histograms_start..out.histograms.len() as u32,
+        canonical_labels: canonical.span(),
     });
     Ok(())
 }
 
-fn decode_label(mut r: WireReader<'_>) -> Result<LabelRef, RemoteWriteError> {
+/// Follows a series' label fields to tell whether their bytes are the canonical key as sent.
+#[derive(Default)]
+struct CanonicalTracker {
+    start: usize,
+    end: usize,
+    seen: bool,
+    broken: bool,
+}
+
+impl CanonicalTracker {
+    fn label(&mut self, field_start: usize, s: usize, e: usize, label: &LabelRef) {
+        let contiguous = !self.seen || field_start == self.end;
+        // tag 0x0a (one byte) + a minimal length varint
+        let minimal_header = s - field_start == 1 + prost::encoding::encoded_len_varint((e - s) as u64);
+        // name at s+2, value right after its one-byte header: what `push_label` writes for short strings
+        let fast_form = label.name.0 as usize == s + 2 && label.value.1 as usize == e && label.value.0 < label.value.1;
+        if !(contiguous && minimal_header && fast_form) {
+            self.broken = true;
+        }
+        if !self.seen {
+            self.start = field_start;
+            self.seen = true;
+        }
+        self.end = e;
+    }
+
+    fn span(&self) -> Option<Span> {
+        (self.seen && !self.broken).then_some((self.start as u32, self.end as u32))
+    }
+}
+
+/// `Label` as encoders write it: `0x0a len name 0x12 len value` with one-byte lengths. Checked directly,
+/// since labels are most of a request's bytes; anything else goes through the general reader.
+#[inline]
+fn decode_label(body: &[u8], r: WireReader<'_>) -> Result<LabelRef, RemoteWriteError> {
+    let (s, e) = (r.position(), r.end());
+    if let Some(b) = body.get(s..e)
+        && b.len() >= 4
+        && b[0] == 0x0a
+        && b[1] < 0x80
+    {
+        let after_name = 2 + b[1] as usize;
+        if after_name + 2 <= b.len()
+            && b[after_name] == 0x12
+            && b[after_name + 1] < 0x80
+            && after_name + 2 + b[after_name + 1] as usize == b.len()
+        {
+            return Ok(LabelRef {
+                name: ((s + 2) as u32, (s + after_name) as u32),
+                value: ((s + after_name + 2) as u32, e as u32),
+            });
+        }
+    }
+    decode_label_general(r)
+}
+
+fn decode_label_general(mut r: WireReader<'_>) -> Result<LabelRef, RemoteWriteError> {
     let at = r.position();
     let mut label = LabelRef { name: (at as u32, at as u32), value: (at as u32, at as u32) };
     while !r.is_empty() {
@@ -149,18 +210,14 @@ pub(super) fn decode_sample(mut r: WireReader<'_>) -> Result<SampleRow, RemoteWr
     Ok(sample)
 }
 
-fn decode_exemplar(
-    _body: &[u8],
-    mut r: WireReader<'_>,
-    out: &mut DecodedWrite,
-) -> Result<ExemplarRef, RemoteWriteError> {
+fn decode_exemplar(mut r: WireReader<'_>, out: &mut DecodedWrite) -> Result<ExemplarRef, RemoteWriteError> {
     let labels_start = out.labels.len() as u32;
     let mut ex = ExemplarRef { labels: 0..0, timestamp_ms: 0, value: 0.0 };
     while !r.is_empty() {
         match r.next_field()? {
             (1, v) => {
                 let (s, e) = len_field(v, "Exemplar.labels")?;
-                out.labels.push(decode_label(r.sub(s, e))?);
+                out.labels.push(decode_label_general(r.sub(s, e))?);
             }
             (2, v) => ex.value = v.as_f64().ok_or_else(|| RemoteWriteError::WireType { field: "Exemplar.value" })?,
             (3, v) => {

@@ -155,6 +155,7 @@ fn decode_series(
         samples: samples_start as u32..out.samples.len() as u32,
         exemplars: exemplars_start as u32..out.exemplars.len() as u32,
         histograms: histograms_start as u32..out.histograms.len() as u32,
+        canonical_labels: None,
     });
     Ok(())
 }

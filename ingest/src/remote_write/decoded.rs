@@ -20,6 +20,9 @@ pub(crate) struct SeriesRef {
     pub(crate) samples: Range<u32>,
     pub(crate) exemplars: Range<u32>,
     pub(crate) histograms: Range<u32>,
+    /// Where the sender's label bytes are already in canonical key form (see `series::key`): contiguous,
+    /// minimal lengths, name before value, no empty values. Then they are the registry key as they are.
+    pub(crate) canonical_labels: Option<Span>,
 }
 
 #[derive(Debug, Clone, Copy)]

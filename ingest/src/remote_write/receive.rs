@@ -10,7 +10,7 @@ use super::validate::check_labels_utf8;
 use super::{decode_v1, decode_v2};
 use crate::buffer::{ExemplarRow, HistogramRow, MetricsBuffer, SampleRow, StagedRows};
 use crate::limits::IngestLimits;
-use crate::series::{MetadataStore, RegistryError, SeriesRegistry, push_label};
+use crate::series::{KeyHash, Lookup, MetadataStore, RegistryError, SeriesRef, SeriesRegistry, push_label};
 
 /// What one accepted request added (the 2.0 `*-Written` headers).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -26,8 +26,9 @@ struct Scratch {
     decompressed: Vec<u8>,
     decoded: DecodedWrite,
     key: Vec<u8>,
-    ids: Vec<u64>,
+    ids: Vec<SeriesRef>,
     staged: StagedRows,
+    resolve: ResolveScratch,
 }
 
 thread_local! {
@@ -64,19 +65,21 @@ fn receive_with(
     if size > limits.max_decompressed_bytes {
         return Err(RemoteWriteError::DecompressedTooLarge { size, limit: limits.max_decompressed_bytes });
     }
-    let Scratch { decompressed, decoded, key, ids, staged } = scratch;
-    decompressed.clear();
-    decompressed.resize(size as usize, 0);
+    let Scratch { decompressed, decoded, key, ids, staged, resolve } = scratch;
+    // Grow only: zero-filling the whole buffer on every request showed up in profiles.
+    let size = size as usize;
+    if decompressed.len() < size {
+        decompressed.resize(size, 0);
+    }
     let n = snap::raw::Decoder::new()
-        .decompress(compressed, decompressed)
+        .decompress(compressed, &mut decompressed[..size])
         .map_err(|e| RemoteWriteError::Snappy(e.to_string()))?;
-    decompressed.truncate(n);
-    let body = decompressed.as_slice();
+    let body = &decompressed[..n];
     match version {
         RemoteWriteVersion::V1 => decode_v1::decode(body, limits, decoded)?,
         RemoteWriteVersion::V2 => decode_v2::decode(body, limits, decoded)?,
     }
-    resolve_series(body, decoded, key, ids, series)?;
+    resolve_series(body, decoded, resolve, ids, series)?;
     stage_rows(body, decoded, ids, key, staged, buffer.shard_count())?;
     buffer.append(staged).map_err(|full| RemoteWriteError::BufferFull { limit: full.limit })?;
     for md in &decoded.metadata {
@@ -89,34 +92,74 @@ fn receive_with(
     })
 }
 
+/// Where one series' registry key is: already in the body (canonical as sent), or built into `built`.
+#[derive(Debug, Clone, Copy)]
+enum KeyAt {
+    Body(u32, u32),
+    Built(u32, u32),
+}
+
+#[derive(Default)]
+struct ResolveScratch {
+    built: Vec<u8>,
+    keys: Vec<KeyAt>,
+    hashes: Vec<KeyHash>,
+    order: Vec<u32>,
+    found: Vec<Lookup>,
+}
+
 fn resolve_series(
     body: &[u8],
     decoded: &DecodedWrite,
-    key: &mut Vec<u8>,
-    ids: &mut Vec<u64>,
+    scratch: &mut ResolveScratch,
+    ids: &mut Vec<SeriesRef>,
     series: &SeriesRegistry,
 ) -> Result<(), RemoteWriteError> {
-    ids.clear();
-    for (index, s) in decoded.series.iter().enumerate() {
-        let labels = &decoded.labels[s.labels.start as usize..s.labels.end as usize];
-        key.clear();
-        for label in labels {
-            let value = span_bytes(body, label.value);
-            if !value.is_empty() {
-                push_label(key, span_bytes(body, label.name), value);
-            }
-        }
-        let id = match series.lookup(key) {
-            Some(id) => id,
+    let ResolveScratch { built, keys, hashes, order, found } = scratch;
+    built.clear();
+    keys.clear();
+    hashes.clear();
+    for s in &decoded.series {
+        let at = match s.canonical_labels {
+            // The sender's bytes already are the canonical key: no copy.
+            Some((start, end)) => KeyAt::Body(start, end),
             None => {
+                let start = built.len() as u32;
+                for label in &decoded.labels[s.labels.start as usize..s.labels.end as usize] {
+                    let value = span_bytes(body, label.value);
+                    if !value.is_empty() {
+                        push_label(built, span_bytes(body, label.name), value);
+                    }
+                }
+                KeyAt::Built(start, built.len() as u32)
+            }
+        };
+        let key = match at {
+            KeyAt::Body(a, b) => span_bytes(body, (a, b)),
+            KeyAt::Built(a, b) => &built[a as usize..b as usize],
+        };
+        hashes.push(KeyHash::of(key));
+        keys.push(at);
+    }
+    series.lookup_batch(hashes, order, found);
+    ids.clear();
+    for (index, (s, (at, lookup))) in decoded.series.iter().zip(keys.iter().zip(found.iter())).enumerate() {
+        let resolved = match *lookup {
+            Lookup::Found(r) => r,
+            Lookup::Missing => {
+                let labels = &decoded.labels[s.labels.start as usize..s.labels.end as usize];
                 check_labels_utf8(body, labels)
                     .map_err(|problem| RemoteWriteError::InvalidSeries { series: index, problem })?;
+                let key = match *at {
+                    KeyAt::Body(a, b) => span_bytes(body, (a, b)),
+                    KeyAt::Built(a, b) => &built[a as usize..b as usize],
+                };
                 series.resolve(key).map_err(|e| match e {
                     RegistryError::TooManySeries { .. } => RemoteWriteError::Limit(e.to_string()),
                 })?
             }
         };
-        ids.push(id);
+        ids.push(resolved);
     }
     Ok(())
 }
@@ -124,15 +167,21 @@ fn resolve_series(
 fn stage_rows(
     body: &[u8],
     decoded: &DecodedWrite,
-    ids: &[u64],
+    ids: &[SeriesRef],
     key: &mut Vec<u8>,
     staged: &mut StagedRows,
     shards: usize,
 ) -> Result<(), RemoteWriteError> {
     staged.reset(shards);
-    for (index, (s, &id)) in decoded.series.iter().zip(ids).enumerate() {
+    for (index, (s, r)) in decoded.series.iter().zip(ids).enumerate() {
+        let id = r.id;
         for sample in &decoded.samples[s.samples.start as usize..s.samples.end as usize] {
-            staged.push_sample(SampleRow { series: id, timestamp_ms: sample.timestamp_ms, value: sample.value });
+            staged.push_sample(SampleRow {
+                series: id,
+                slot: r.slot,
+                timestamp_ms: sample.timestamp_ms,
+                value: sample.value,
+            });
         }
         for ex in &decoded.exemplars[s.exemplars.start as usize..s.exemplars.end as usize] {
             key.clear();
@@ -192,4 +241,68 @@ fn v2_histogram_to_v1(raw: &[u8], series: usize) -> Result<Vec<u8>, RemoteWriteE
         custom_values: h.custom_values,
     };
     Ok(v1.encode_to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::BufferConfig;
+    use crate::series::SeriesRegistryConfig;
+
+    /// One `TimeSeries` whose label fields are given as raw bytes, plus one sample.
+    fn request(label_fields: &[Vec<u8>]) -> Vec<u8> {
+        let mut ts = Vec::new();
+        for f in label_fields {
+            ts.extend_from_slice(f);
+        }
+        ts.extend_from_slice(&[0x12, 11, 0x09]);
+        ts.extend_from_slice(&1.0f64.to_le_bytes());
+        ts.extend_from_slice(&[0x10, 0x01]);
+        let mut req = vec![0x0a];
+        crate::put_varint(&mut req, ts.len() as u64);
+        req.extend_from_slice(&ts);
+        snap::raw::Encoder::new().compress_vec(&req).unwrap()
+    }
+
+    /// A label field as `push_label` writes it.
+    fn canonical(name: &str, value: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        push_label(&mut out, name.as_bytes(), value.as_bytes());
+        out
+    }
+
+    /// Value before name, and the outer length as a two-byte (non-minimal) varint.
+    fn odd(name: &str, value: &str) -> Vec<u8> {
+        let mut inner = vec![0x12, value.len() as u8];
+        inner.extend_from_slice(value.as_bytes());
+        inner.extend_from_slice(&[0x0a, name.len() as u8]);
+        inner.extend_from_slice(name.as_bytes());
+        let mut out = vec![0x0a, (inner.len() as u8) | 0x80, 0x00];
+        out.extend_from_slice(&inner);
+        out
+    }
+
+    #[test]
+    fn every_encoding_of_a_label_set_resolves_to_the_same_series() {
+        let series = SeriesRegistry::new(&SeriesRegistryConfig::default());
+        let (metadata, limits) = (MetadataStore::default(), IngestLimits::default());
+        let buffer = MetricsBuffer::new(BufferConfig::default());
+        let long = "v".repeat(300);
+        let variants = [
+            vec![canonical("__name__", "up"), canonical("job", &long)],
+            vec![odd("__name__", "up"), canonical("job", &long)],
+            vec![canonical("__name__", "up"), canonical("empty", ""), canonical("job", &long)],
+            vec![canonical("__name__", "up"), odd("job", "x")],
+            vec![canonical("__name__", "up"), canonical("job", "x")],
+        ];
+        for v in &variants {
+            receive(&request(v), RemoteWriteVersion::V1, &limits, &series, &metadata, &buffer).unwrap();
+        }
+        // Variants 0-2 name one series (long job value), 3-4 another (job="x").
+        assert_eq!(series.len(), 2, "non-canonical encodings must not create duplicate series");
+        let mut key = Vec::new();
+        push_label(&mut key, b"__name__", b"up");
+        push_label(&mut key, b"job", b"x");
+        assert!(series.lookup(&key).is_some());
+    }
 }

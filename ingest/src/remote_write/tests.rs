@@ -1036,7 +1036,7 @@ fn malformed_cases() -> Vec<Case> {
 fn full_buffer_server() -> (Arc<RemoteWriteState>, Vec<Subscription>) {
     let mut config =
         BufferConfig { max_bytes: 0, shards: 2, batch_rows: 4, seal_interval: std::time::Duration::from_secs(3600) };
-    config.max_bytes = 2 * 4 * 24 * 4 + 64;
+    config.max_bytes = config.min_max_bytes() + 64;
     let state = state(table_limits(), config, SeriesRegistryConfig::default());
     let pins = (0..2).map(|s| state.buffer.subscribe(s, SubscriptionMode::Lossless)).collect();
     let mut filled = 0;

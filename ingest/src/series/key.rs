@@ -13,9 +13,7 @@ pub struct LabelPair<'a> {
     pub value: &'a str,
 }
 
-fn put_varint(out: &mut Vec<u8>, v: u64) {
-    prost::encoding::encode_varint(v, out);
-}
+use crate::protowire::put_varint;
 
 fn varint_len(v: u64) -> usize {
     prost::encoding::encoded_len_varint(v)

@@ -1,4 +1,4 @@
-//! Sharded map from stable series id to canonical label set.
+//! Sharded map from stable series id to canonical label set, with the label sets in a slot arena.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -11,9 +11,36 @@ use serde::{Deserialize, Serialize};
 use super::LabelPair;
 use super::key::{LabelSetKey, decode_label_key};
 
-/// Stable 64-bit series identifier: xxh3-64 of the canonical label-set key. It does not depend on the
-/// process, the protocol or arrival order, so it survives restarts and can be shared with other systems.
+/// Stable 64-bit series identifier: the low half of the xxh3-128 hash of the canonical label-set key. It does
+/// not depend on the process, the protocol or arrival order, so it survives restarts.
 pub type SeriesId = u64;
+
+/// A resolved series: its stable id, and its slot in this process' registry (a dense index that reaches the
+/// label set without hashing; not stable across restarts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesRef {
+    pub id: SeriesId,
+    pub slot: u32,
+}
+
+/// The two halves of a key's xxh3-128 hash: the id, and a check value compared instead of the key bytes.
+/// Two different label sets agreeing on all 128 bits is not a practical concern (p ≈ n²/2¹²⁹).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyHash {
+    id: u64,
+    check: u64,
+}
+
+impl KeyHash {
+    pub fn of(key: &[u8]) -> Self {
+        Self::with_seed(key, 0)
+    }
+
+    fn with_seed(key: &[u8], seed: u64) -> Self {
+        let h = xxhash_rust::xxh3::xxh3_128_with_seed(key, seed);
+        Self { id: h as u64, check: (h >> 64) as u64 }
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -46,9 +73,20 @@ impl Hasher for IdHasher {
     }
 }
 
-type IdMap = HashMap<SeriesId, LabelSetKey, BuildHasherDefault<IdHasher>>;
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    check: u64,
+    slot: u32,
+}
+
+type IdMap = HashMap<SeriesId, Entry, BuildHasherDefault<IdHasher>>;
 
 const SHARDS: usize = 64;
+
+fn shard_of(id: SeriesId) -> usize {
+    // The low bits pick the buffer shard; use high bits here so the two spreads are independent.
+    (id >> 58) as usize % SHARDS
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RegistryError {
@@ -56,10 +94,23 @@ pub enum RegistryError {
     TooManySeries { limit: u64 },
 }
 
-/// The set of known series. Lookups of known series take a shared lock on one of 64 shards; only a new
-/// series takes a write lock.
+/// What a batched lookup found for one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Found(SeriesRef),
+    /// Not registered (or its id collides with another set's): resolve it with [`SeriesRegistry::resolve`].
+    Missing,
+}
+
+/// The set of known series.
+///
+/// Reads are cheap: a lookup compares 128 hash bits and never touches the label bytes, and
+/// [`SeriesRegistry::lookup_batch`] takes each of the 64 shard locks once per request rather than once per
+/// series. Label sets live in an append-only arena ([`boxcar`]: lock-free reads) indexed by slot, so the
+/// forwarders reach a series' labels without hashing or locking.
 pub struct SeriesRegistry {
     shards: Box<[RwLock<IdMap>]>,
+    keys: boxcar::Vec<LabelSetKey>,
     count: AtomicU64,
     key_bytes: AtomicU64,
     max_series: u64,
@@ -75,69 +126,84 @@ impl SeriesRegistry {
     pub fn new(config: &SeriesRegistryConfig) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| RwLock::new(IdMap::default())).collect(),
+            keys: boxcar::Vec::new(),
             count: AtomicU64::new(0),
             key_bytes: AtomicU64::new(0),
             max_series: config.max_series,
         }
     }
 
-    fn shard(&self, id: SeriesId) -> &RwLock<IdMap> {
-        // The low bits pick the buffer shard; use high bits here so the two spreads are independent.
-        &self.shards[(id >> 58) as usize % SHARDS]
-    }
-
-    /// Returns the id of the series whose canonical key is `key`, registering it if new.
-    ///
-    /// On the (astronomically rare) event of two label sets sharing an xxh3 hash, the later one is re-hashed
-    /// with the next seed, so ids stay unique and deterministic for a given set of series.
-    pub fn resolve(&self, key: &[u8]) -> Result<SeriesId, RegistryError> {
-        let mut seed = 0u64;
+    /// The series of an already registered label set, without registering anything.
+    pub fn lookup(&self, key: &[u8]) -> Option<SeriesRef> {
+        let mut seed = 0;
         loop {
-            let id = xxhash_rust::xxh3::xxh3_64_with_seed(key, seed);
-            let shard = self.shard(id);
-            if let Some(existing) = shard.read().get(&id) {
-                if **existing == *key {
-                    return Ok(id);
-                }
-                seed += 1;
-                continue;
-            }
-            let mut map = shard.write();
-            match map.get(&id) {
-                Some(existing) if **existing == *key => return Ok(id),
-                Some(_) => {
-                    seed += 1;
-                    continue;
-                }
-                None => {
-                    if self.count.load(Ordering::Relaxed) >= self.max_series {
-                        return Err(RegistryError::TooManySeries { limit: self.max_series });
-                    }
-                    map.insert(id, Arc::from(key));
-                    self.count.fetch_add(1, Ordering::Relaxed);
-                    self.key_bytes.fetch_add(key.len() as u64, Ordering::Relaxed);
-                    return Ok(id);
-                }
-            }
-        }
-    }
-
-    /// The id of an already registered label set, without registering anything.
-    pub fn lookup(&self, key: &[u8]) -> Option<SeriesId> {
-        let mut seed = 0u64;
-        loop {
-            let id = xxhash_rust::xxh3::xxh3_64_with_seed(key, seed);
-            match self.shard(id).read().get(&id) {
-                Some(existing) if **existing == *key => return Some(id),
+            let h = KeyHash::with_seed(key, seed);
+            match self.shards[shard_of(h.id)].read().get(&h.id) {
+                Some(e) if e.check == h.check => return Some(SeriesRef { id: h.id, slot: e.slot }),
                 Some(_) => seed += 1,
                 None => return None,
             }
         }
     }
 
-    /// The canonical key of a series, if known.
+    /// Looks up many keys at once, taking each shard's lock once. `out[i]` answers `hashes[i]`.
+    pub fn lookup_batch(&self, hashes: &[KeyHash], order: &mut Vec<u32>, out: &mut Vec<Lookup>) {
+        out.clear();
+        out.resize(hashes.len(), Lookup::Missing);
+        order.clear();
+        order.extend(0..hashes.len() as u32);
+        order.sort_unstable_by_key(|&i| shard_of(hashes[i as usize].id));
+        let mut at = 0;
+        while at < order.len() {
+            let shard = shard_of(hashes[order[at] as usize].id);
+            let map = self.shards[shard].read();
+            while at < order.len() && shard_of(hashes[order[at] as usize].id) == shard {
+                let i = order[at] as usize;
+                if let Some(e) = map.get(&hashes[i].id)
+                    && e.check == hashes[i].check
+                {
+                    out[i] = Lookup::Found(SeriesRef { id: hashes[i].id, slot: e.slot });
+                }
+                at += 1;
+            }
+        }
+    }
+
+    /// Returns the series whose canonical key is `key`, registering it if new.
+    ///
+    /// If two label sets ever shared a 64-bit id, the later one is re-hashed with the next seed, so ids stay
+    /// unique and deterministic for a given set of series.
+    pub fn resolve(&self, key: &[u8]) -> Result<SeriesRef, RegistryError> {
+        let mut seed = 0;
+        loop {
+            let h = KeyHash::with_seed(key, seed);
+            let mut map = self.shards[shard_of(h.id)].write();
+            match map.get(&h.id) {
+                Some(e) if e.check == h.check => return Ok(SeriesRef { id: h.id, slot: e.slot }),
+                Some(_) => seed += 1,
+                None => {
+                    if self.count.load(Ordering::Relaxed) >= self.max_series {
+                        return Err(RegistryError::TooManySeries { limit: self.max_series });
+                    }
+                    let slot = self.keys.push(Arc::from(key)) as u32;
+                    map.insert(h.id, Entry { check: h.check, slot });
+                    self.count.fetch_add(1, Ordering::Relaxed);
+                    self.key_bytes.fetch_add(key.len() as u64, Ordering::Relaxed);
+                    return Ok(SeriesRef { id: h.id, slot });
+                }
+            }
+        }
+    }
+
+    /// The canonical key of a series by slot: no hashing, no lock.
+    pub fn key_by_slot(&self, slot: u32) -> Option<&[u8]> {
+        self.keys.get(slot as usize).map(|k| &k[..])
+    }
+
+    /// The canonical key of a series by id.
     pub fn key(&self, id: SeriesId) -> Option<LabelSetKey> {
-        self.shard(id).read().get(&id).cloned()
+        let slot = self.shards[shard_of(id)].read().get(&id)?.slot;
+        self.keys.get(slot as usize).cloned()
     }
 
     /// Calls `f` with the labels of a series, if known.
@@ -160,8 +226,8 @@ impl SeriesRegistry {
 
     /// Approximate heap held by the registry.
     pub fn memory_bytes(&self) -> u64 {
-        // key bytes + Arc header + map slot (id, fat pointer) with hashbrown's load factor.
-        self.key_bytes.load(Ordering::Relaxed) + self.len() * (16 + 32)
+        // key bytes + Arc header + arena slot + map slot (id, entry) with hashbrown's load factor.
+        self.key_bytes.load(Ordering::Relaxed) + self.len() * (16 + 16 + 40)
     }
 }
 
@@ -182,21 +248,41 @@ mod tests {
     fn same_labels_same_id_and_stable() {
         let reg = SeriesRegistry::new(&SeriesRegistryConfig::default());
         let a = key(&[("__name__", "up"), ("job", "a")]);
-        let id = reg.resolve(&a).unwrap();
-        assert_eq!(reg.resolve(&a).unwrap(), id);
-        assert_eq!(id, xxhash_rust::xxh3::xxh3_64(&a), "id must be the plain hash of the key");
+        let s = reg.resolve(&a).unwrap();
+        assert_eq!(reg.resolve(&a).unwrap(), s);
+        assert_eq!(reg.lookup(&a), Some(s));
+        assert_eq!(s.id, xxhash_rust::xxh3::xxh3_128(&a) as u64, "id must be the plain hash of the key");
         let other = reg.resolve(&key(&[("__name__", "up"), ("job", "b")])).unwrap();
-        assert_ne!(id, other);
+        assert_ne!(s.id, other.id);
+        assert_ne!(s.slot, other.slot);
         assert_eq!(reg.len(), 2);
-        let labels = reg.with_labels(id, |it| it.map(|p| format!("{}={}", p.name, p.value)).collect::<Vec<_>>());
+        assert_eq!(reg.key_by_slot(s.slot), Some(&a[..]));
+        let labels = reg.with_labels(s.id, |it| it.map(|p| format!("{}={}", p.name, p.value)).collect::<Vec<_>>());
         assert_eq!(labels.unwrap(), vec!["__name__=up", "job=a"]);
+    }
+
+    #[test]
+    fn batch_lookup_matches_single_lookups() {
+        let reg = SeriesRegistry::new(&SeriesRegistryConfig::default());
+        let keys: Vec<Vec<u8>> = (0..500).map(|i| key(&[("__name__", "m"), ("i", &i.to_string())])).collect();
+        let known: Vec<SeriesRef> = keys.iter().step_by(2).map(|k| reg.resolve(k).unwrap()).collect();
+        let hashes: Vec<KeyHash> = keys.iter().map(|k| KeyHash::of(k)).collect();
+        let (mut order, mut out) = (Vec::new(), Vec::new());
+        reg.lookup_batch(&hashes, &mut order, &mut out);
+        for (i, r) in out.iter().enumerate() {
+            if i % 2 == 0 {
+                assert_eq!(*r, Lookup::Found(known[i / 2]));
+            } else {
+                assert_eq!(*r, Lookup::Missing);
+            }
+        }
     }
 
     #[test]
     fn limit_is_enforced() {
         let reg = SeriesRegistry::new(&SeriesRegistryConfig { max_series: 1 });
-        reg.resolve(&key(&[("__name__", "a")])).unwrap();
-        assert_eq!(reg.resolve(&key(&[("__name__", "a")])), Ok(xxhash_rust::xxh3::xxh3_64(&key(&[("__name__", "a")]))));
+        let a = reg.resolve(&key(&[("__name__", "a")])).unwrap();
+        assert_eq!(reg.resolve(&key(&[("__name__", "a")])), Ok(a));
         assert_eq!(reg.resolve(&key(&[("__name__", "b")])), Err(RegistryError::TooManySeries { limit: 1 }));
     }
 }

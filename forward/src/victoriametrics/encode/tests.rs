@@ -23,12 +23,12 @@ async fn sealed_batches_encode_to_a_faithful_write_request() {
     let buffer = MetricsBuffer::new(BufferConfig { shards: 1, batch_rows: 64, ..BufferConfig::default() });
     let mut sub = buffer.subscribe(0, SubscriptionMode::Lossy);
     let mut staged = buffer.staged_rows();
-    staged.push_sample(SampleRow { series: a, timestamp_ms: 1000, value: 1.0 });
-    staged.push_sample(SampleRow { series: a, timestamp_ms: 2000, value: 2.0 });
-    staged.push_sample(SampleRow { series: b, timestamp_ms: 1000, value: -3.5 });
+    staged.push_sample(SampleRow { series: a.id, slot: a.slot, timestamp_ms: 1000, value: 1.0 });
+    staged.push_sample(SampleRow { series: a.id, slot: a.slot, timestamp_ms: 2000, value: 2.0 });
+    staged.push_sample(SampleRow { series: b.id, slot: b.slot, timestamp_ms: 1000, value: -3.5 });
     let ex_labels = key(&[("trace_id", "abc")]);
     staged.push_exemplar(ExemplarRow {
-        series: a,
+        series: a.id,
         timestamp_ms: 1500,
         value: 1.5,
         trace_id: Some("abc".into()),
@@ -42,7 +42,7 @@ async fn sealed_batches_encode_to_a_faithful_write_request() {
         timestamp: 2000,
         ..Default::default()
     };
-    staged.push_histogram(HistogramRow { series: b, timestamp_ms: 2000, encoded: h.encode_to_vec() });
+    staged.push_histogram(HistogramRow { series: b.id, timestamp_ms: 2000, encoded: h.encode_to_vec() });
     buffer.append(&staged).unwrap();
     buffer.seal_all();
     let Next::Batch(batch) = sub.next().await else { panic!("expected a batch") };
