@@ -65,6 +65,11 @@ impl<'a> WireReader<'a> {
         self.end
     }
 
+    /// The bytes not yet read.
+    pub(crate) fn remaining(&self) -> &'a [u8] {
+        self.buf.get(self.pos..self.end).unwrap_or(&[])
+    }
+
     /// Most varints on this path (tags, lengths under 128) are one byte: take those without a call.
     #[inline(always)]
     fn varint(&mut self) -> Result<u64, WireError> {

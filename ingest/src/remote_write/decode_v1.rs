@@ -8,7 +8,7 @@ use super::decoded::{
     DecodedWrite, ExemplarRef, HistogramRef, LabelRef, MetadataRef, RemoteWriteVersion, SampleRow, SeriesRef, Span,
 };
 use super::error::{RemoteWriteError, SeriesProblem};
-use super::validate::{check_exemplar_labels, check_sample_order, check_series_labels};
+use super::validate::{check_exemplar_labels, check_sample_order};
 use crate::limits::IngestLimits;
 use crate::protowire::{FieldValue, WireReader};
 
@@ -66,8 +66,6 @@ impl From<RemoteWriteError> for Problem {
 
 fn validate_last(body: &[u8], out: &DecodedWrite, limits: &IngestLimits) -> Result<(), Problem> {
     let Some(series) = out.series.last() else { return Ok(()) };
-    let labels = &out.labels[series.labels.start as usize..series.labels.end as usize];
-    check_series_labels(body, labels, limits).map_err(Problem::Series)?;
     check_sample_order(&out.samples[series.samples.start as usize..series.samples.end as usize])
         .map_err(Problem::Series)?;
     for ex in &out.exemplars[series.exemplars.start as usize..series.exemplars.end as usize] {
@@ -196,6 +194,18 @@ fn decode_label_general(mut r: WireReader<'_>) -> Result<LabelRef, RemoteWriteEr
 
 /// `Sample` has the same fields 1 and 2 in both versions (2.0's `start_timestamp`, field 3, is not kept yet).
 pub(super) fn decode_sample(mut r: WireReader<'_>) -> Result<SampleRow, RemoteWriteError> {
+    // As encoders write it: `0x09 <f64> 0x10 <varint>`, the varint ending the message.
+    let b = r.remaining();
+    if b.len() >= 11 && b[0] == 0x09 && b[9] == 0x10 {
+        let mut value = [0u8; 8];
+        value.copy_from_slice(&b[1..9]);
+        let mut ts = &b[10..];
+        if let Ok(t) = prost::encoding::decode_varint(&mut ts)
+            && ts.is_empty()
+        {
+            return Ok(SampleRow { timestamp_ms: t as i64, value: f64::from_le_bytes(value) });
+        }
+    }
     let mut sample = SampleRow { timestamp_ms: 0, value: 0.0 };
     while !r.is_empty() {
         match r.next_field()? {

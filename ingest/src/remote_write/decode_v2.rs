@@ -12,7 +12,7 @@ use super::decoded::{
     DecodedWrite, ExemplarRef, HistogramRef, LabelRef, MetadataRef, RemoteWriteVersion, SeriesRef, Span,
 };
 use super::error::{RemoteWriteError, SeriesProblem};
-use super::validate::{check_exemplar_labels, check_sample_order, check_series_labels};
+use super::validate::{check_exemplar_labels, check_sample_order};
 use crate::limits::IngestLimits;
 use crate::protowire::{FieldValue, WireReader, packed_varints};
 
@@ -125,7 +125,6 @@ fn decode_series(
     }
     let labels_end = out.labels.len();
     let series_labels = &out.labels[labels_start..labels_end];
-    check_series_labels(body, series_labels, limits).map_err(Problem::Series)?;
     let has_samples = out.samples.len() > samples_start;
     let has_histograms = out.histograms.len() > histograms_start;
     match (has_samples, has_histograms) {

@@ -6,7 +6,7 @@ use prost::Message;
 
 use super::decoded::{DecodedWrite, RemoteWriteVersion, span_bytes, span_str};
 use super::error::RemoteWriteError;
-use super::validate::check_labels_utf8;
+use super::validate::{check_labels_utf8, check_series_labels};
 use super::{decode_v1, decode_v2};
 use crate::buffer::{ExemplarRow, HistogramRow, MetricsBuffer, SampleRow, StagedRows};
 use crate::limits::IngestLimits;
@@ -79,7 +79,7 @@ fn receive_with(
         RemoteWriteVersion::V1 => decode_v1::decode(body, limits, decoded)?,
         RemoteWriteVersion::V2 => decode_v2::decode(body, limits, decoded)?,
     }
-    resolve_series(body, decoded, resolve, ids, series)?;
+    resolve_series(body, decoded, limits, resolve, ids, series)?;
     stage_rows(body, decoded, ids, key, staged, buffer.shard_count())?;
     buffer.append(staged).map_err(|full| RemoteWriteError::BufferFull { limit: full.limit })?;
     for md in &decoded.metadata {
@@ -108,9 +108,13 @@ struct ResolveScratch {
     found: Vec<Lookup>,
 }
 
+/// Gives every series its id. Label rules are checked here rather than in the decoders, because a series
+/// found in the registry through its canonical bytes was checked when it was registered and needs no second
+/// look; every other series is checked (and, if new, its UTF-8 too) before it is accepted.
 fn resolve_series(
     body: &[u8],
     decoded: &DecodedWrite,
+    limits: &IngestLimits,
     scratch: &mut ResolveScratch,
     ids: &mut Vec<SeriesRef>,
     series: &SeriesRegistry,
@@ -143,13 +147,23 @@ fn resolve_series(
     }
     series.lookup_batch(hashes, order, found);
     ids.clear();
+    // Check everything before registering anything, so a refused request leaves no series behind.
     for (index, (s, (at, lookup))) in decoded.series.iter().zip(keys.iter().zip(found.iter())).enumerate() {
+        let labels = &decoded.labels[s.labels.start as usize..s.labels.end as usize];
+        let invalid = |problem| RemoteWriteError::InvalidSeries { series: index, problem };
+        match (at, lookup) {
+            (KeyAt::Body(..), Lookup::Found(_)) => {}
+            (_, Lookup::Found(_)) => check_series_labels(body, labels, limits).map_err(invalid)?,
+            (_, Lookup::Missing) => {
+                check_series_labels(body, labels, limits).map_err(invalid)?;
+                check_labels_utf8(body, labels).map_err(invalid)?;
+            }
+        }
+    }
+    for (at, lookup) in keys.iter().zip(found.iter()) {
         let resolved = match *lookup {
             Lookup::Found(r) => r,
             Lookup::Missing => {
-                let labels = &decoded.labels[s.labels.start as usize..s.labels.end as usize];
-                check_labels_utf8(body, labels)
-                    .map_err(|problem| RemoteWriteError::InvalidSeries { series: index, problem })?;
                 let key = match *at {
                     KeyAt::Body(a, b) => span_bytes(body, (a, b)),
                     KeyAt::Built(a, b) => &built[a as usize..b as usize],
