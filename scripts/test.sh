@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: formatting, clippy (warnings are errors) and all tests, including the end-to-end
-# tests against real VictoriaMetrics and Prometheus, which it installs from Debian's packages if missing.
+# tests against real VictoriaMetrics and Prometheus (installed from Debian's packages if missing) and the
+# OpenTelemetry Python SDK (installed from PyPI if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The OpenTelemetry Python SDK is the real OTLP client of the end-to-end tests.
+if ! python3 -c "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http, opentelemetry.exporter.otlp.proto.grpc" >/dev/null 2>&1; then
+  echo "Installing the OpenTelemetry Python SDK from PyPI..."
+  python3 -m pip install --quiet --disable-pip-version-check opentelemetry-sdk opentelemetry-exporter-otlp-proto-http opentelemetry-exporter-otlp-proto-grpc
 fi
 
 # One target directory outside the clone, so CI runs and sessions on this machine reuse the build.

@@ -7,5 +7,6 @@
 //! This crate holds types only. The hot-path decoders in `vigil-ingest` read the same wire format without
 //! materialising these structs; these are what encoders and tests use.
 
+pub mod google_rpc;
 pub mod prometheus;
 pub mod prometheus_v2;

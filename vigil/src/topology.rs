@@ -4,6 +4,7 @@
 //! server. Stop order: stop accepting and finish in-flight requests → seal and close the buffer →
 //! forwarders drain what is buffered (bounded by `server.shutdown_timeout`).
 
+use std::future::IntoFuture;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -12,6 +13,7 @@ use tokio::net::TcpListener;
 use vigil_forward::telemetry::ForwardMetrics;
 use vigil_forward::victoriametrics::{self, ForwarderHandle};
 use vigil_ingest::buffer::MetricsBuffer;
+use vigil_ingest::otlp::{self, OtlpHttpState};
 use vigil_ingest::remote_write::{self, RemoteWriteState};
 use vigil_ingest::series::{MetadataStore, SeriesRegistry};
 use vigil_ingest::telemetry::IngestMetrics;
@@ -71,14 +73,41 @@ pub(crate) async fn run(
         buffer: Arc::clone(&buffer),
         metrics: ingest_metrics,
     });
-    let app = remote_write::router(rw_state).merge(vigil_query::router(Arc::clone(&readiness), self_metrics));
+    let otlp_state = Arc::new(OtlpHttpState {
+        limits: config.limits.clone(),
+        series: Arc::clone(&series),
+        buffer: Arc::clone(&buffer),
+        metrics: rw_state.metrics.clone(),
+        retry_after_seconds: config.remote_write.retry_after_seconds,
+    });
+    let grpc_app = tonic::service::Routes::new(otlp::metrics_service(Arc::clone(&otlp_state))).into_axum_router();
+    let app = remote_write::router(rw_state)
+        .merge(otlp::router(otlp_state))
+        .merge(vigil_query::router(Arc::clone(&readiness), self_metrics));
 
     let addr = config.server.http_listen.clone();
     let listener = TcpListener::bind(&addr).await.map_err(|source| RunError::Bind { addr: addr.clone(), source })?;
     let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
+    let grpc_addr = config.server.grpc_listen.clone();
+    let grpc_listener =
+        TcpListener::bind(&grpc_addr).await.map_err(|source| RunError::Bind { addr: grpc_addr.clone(), source })?;
+
+    // One shutdown signal, fanned out to both servers.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let grpc_server = tokio::spawn(
+        axum::serve(grpc_listener, grpc_app).with_graceful_shutdown(stopped(stop_rx.clone())).into_future(),
+    );
     readiness.ready.store(true, Ordering::Relaxed);
     tracing::info!(
         http = %local,
+        grpc = %grpc_addr,
         forwarders = forwarders.len(),
         buffer_max_bytes = config.buffer.max_bytes,
         shards = buffer.shard_count(),
@@ -88,7 +117,10 @@ pub(crate) async fn run(
         tracing::info!("No forwarder configured: writes are kept in the buffer only (see --forward-victoriametrics).");
     }
 
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let served = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx)).await;
+    if let Ok(Err(e)) = grpc_server.await {
+        tracing::warn!(error = %e, "The gRPC server stopped with an error.");
+    }
     tracing::info!("Stopped accepting requests; forwarding what is buffered.");
     readiness.ready.store(false, Ordering::Relaxed);
     buffer.seal_all();

@@ -4,11 +4,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::sealed::SealedBatch;
+use super::table::SealedTable;
 
-#[derive(Debug, Default)]
-pub(super) struct ShardLog {
-    batches: VecDeque<Arc<SealedBatch>>,
+#[derive(Debug)]
+pub(super) struct ShardLog<S> {
+    batches: VecDeque<Arc<S>>,
     /// Sequence number of `batches[0]`.
     first_seq: u64,
     /// Per lossless subscriber: the first sequence number it has not committed.
@@ -17,7 +17,13 @@ pub(super) struct ShardLog {
     closed: bool,
 }
 
-impl ShardLog {
+impl<S> Default for ShardLog<S> {
+    fn default() -> Self {
+        Self { batches: VecDeque::new(), first_seq: 0, pins: Vec::new(), next_pin_id: 0, closed: false }
+    }
+}
+
+impl<S: SealedTable> ShardLog<S> {
     pub(super) fn next_seq(&self) -> u64 {
         self.first_seq + self.batches.len() as u64
     }
@@ -26,11 +32,11 @@ impl ShardLog {
         self.first_seq
     }
 
-    pub(super) fn push(&mut self, batch: Arc<SealedBatch>) {
+    pub(super) fn push(&mut self, batch: Arc<S>) {
         self.batches.push_back(batch);
     }
 
-    pub(super) fn get(&self, seq: u64) -> Option<&Arc<SealedBatch>> {
+    pub(super) fn get(&self, seq: u64) -> Option<&Arc<S>> {
         seq.checked_sub(self.first_seq).and_then(|i| self.batches.get(i as usize))
     }
 
@@ -42,11 +48,11 @@ impl ShardLog {
         let front = self.batches.front()?;
         match self.lowest_pin() {
             Some(pin) if pin <= self.first_seq => None,
-            _ => Some(front.sealed_at),
+            _ => Some(front.sealed_at()),
         }
     }
 
-    pub(super) fn pop_front_unpinned(&mut self) -> Option<Arc<SealedBatch>> {
+    pub(super) fn pop_front_unpinned(&mut self) -> Option<Arc<S>> {
         self.evictable_front_time()?;
         let batch = self.batches.pop_front()?;
         self.first_seq += 1;
@@ -78,7 +84,7 @@ impl ShardLog {
         self.closed
     }
 
-    pub(super) fn snapshot(&self) -> Vec<Arc<SealedBatch>> {
+    pub(super) fn snapshot(&self) -> Vec<Arc<S>> {
         self.batches.iter().cloned().collect()
     }
 }

@@ -1,7 +1,8 @@
-//! The columnar metrics buffer: the recent window of every series, as Arrow batches.
+//! The columnar buffers: the recent window of every signal, as Arrow batches.
 //!
-//! Receivers stage rows per shard ([`StagedRows`]) and [`MetricsBuffer::append`] them. Each shard grows a set
-//! of Arrow builders ([`shard::OpenBatch`]) that are sealed into immutable [`SealedBatch`]es when full or when
+//! [`ColumnarBuffer`] is generic over a table ([`table::OpenTable`]): the metrics table lives in [`metrics`]
+//! ([`MetricsBuffer`]). Receivers stage rows per shard ([`Staged`]) and [`ColumnarBuffer::append`] them. Each
+//! shard grows a set of Arrow builders that are sealed into immutable batches when full or when
 //! `seal_interval` passes. Sealed batches sit in a per-shard log, in arrival order, until memory runs short;
 //! then the oldest are evicted.
 //!
@@ -11,11 +12,10 @@
 //! A *lossy* subscription (a detector) is told how many batches it missed instead.
 
 mod log;
-mod rows;
-pub mod schema;
-mod sealed;
-mod shard;
+pub mod metrics;
+mod staged;
 mod subscription;
+pub mod table;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,12 +25,21 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-pub use rows::{ExemplarRow, HistogramRow, SampleRow, StagedRows};
-pub use sealed::SealedBatch;
-pub use subscription::{Next, Subscription, SubscriptionMode};
+pub use metrics::{ExemplarRow, HistogramRow, MetricsOpen, MetricsShardRows, SampleRow, SealedBatch, schema};
+pub use staged::Staged;
+pub use subscription::{SubscriptionMode, TableNext, TableSubscription};
 
 use log::ShardLog;
-use shard::OpenBatch;
+use table::{OpenTable, SealedTable, ShardRows};
+
+/// The metrics buffer: series samples, exemplars and native histograms.
+pub type MetricsBuffer = ColumnarBuffer<MetricsOpen>;
+/// Staged metric rows for [`MetricsBuffer::append`].
+pub type StagedRows = Staged<MetricsShardRows>;
+/// A subscription to the metrics buffer.
+pub type Subscription = TableSubscription<MetricsOpen>;
+/// What a metrics subscription hands out.
+pub type Next = TableNext<SealedBatch>;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -75,7 +84,7 @@ impl BufferConfig {
 
     /// The smallest `max_bytes` that works: every shard's pre-sized open batch, four times over.
     pub fn min_max_bytes(&self) -> u64 {
-        self.effective_shards() as u64 * self.batch_rows as u64 * rows::SAMPLE_ROW_BYTES as u64 * 4
+        self.effective_shards() as u64 * self.batch_rows as u64 * metrics::SAMPLE_ROW_BYTES as u64 * 4
     }
 
     pub fn effective_shards(&self) -> usize {
@@ -95,9 +104,9 @@ pub struct BufferFull {
 }
 
 #[derive(Debug)]
-struct Shard {
-    open: Mutex<OpenBatch>,
-    log: Mutex<ShardLog>,
+struct Shard<O: OpenTable> {
+    open: Mutex<O>,
+    log: Mutex<ShardLog<O::Sealed>>,
     notify: Notify,
 }
 
@@ -111,29 +120,28 @@ pub struct BufferStats {
     pub rejected_appends: AtomicU64,
 }
 
+/// Shards of open builders and sealed-batch logs for one kind of table, bounded by `max_bytes`.
 #[derive(Debug)]
-pub struct MetricsBuffer {
+pub struct ColumnarBuffer<O: OpenTable> {
     config: BufferConfig,
-    shards: Box<[Shard]>,
+    shards: Box<[Shard<O>]>,
     stats: BufferStats,
     /// Serialises eviction so concurrent appends do not evict twice for the same shortage.
     evicting: Mutex<()>,
 }
 
-impl MetricsBuffer {
+impl<O: OpenTable> ColumnarBuffer<O> {
     pub fn new(config: BufferConfig) -> Arc<Self> {
         let n = config.effective_shards();
         let shards = (0..n)
             .map(|_| Shard {
-                open: Mutex::new(OpenBatch::new(config.batch_rows)),
+                open: Mutex::new(O::new(config.batch_rows)),
                 log: Mutex::new(ShardLog::default()),
                 notify: Notify::new(),
             })
-            .collect();
+            .collect::<Box<[Shard<O>]>>();
         let stats = BufferStats::default();
-        stats
-            .used_bytes
-            .store(n as u64 * (config.batch_rows as u64) * rows::SAMPLE_ROW_BYTES as u64, Ordering::Relaxed);
+        stats.used_bytes.store(shards.iter().map(|s| s.open.lock().bytes()).sum(), Ordering::Relaxed);
         Arc::new(Self { config, shards, stats, evicting: Mutex::new(()) })
     }
 
@@ -154,14 +162,14 @@ impl MetricsBuffer {
     }
 
     /// A staging area shaped for this buffer.
-    pub fn staged_rows(&self) -> StagedRows {
-        let mut s = StagedRows::default();
+    pub fn staged_rows(&self) -> Staged<O::Rows> {
+        let mut s = Staged::default();
         s.reset(self.shard_count());
         s
     }
 
     /// Adds every staged row, or none: when memory cannot be found for all of them, nothing is appended.
-    pub fn append(&self, rows: &StagedRows) -> Result<(), BufferFull> {
+    pub fn append(&self, rows: &Staged<O::Rows>) -> Result<(), BufferFull> {
         let need = rows.estimated_bytes();
         if !self.reserve(need) {
             self.stats.rejected_appends.fetch_add(1, Ordering::Relaxed);
@@ -169,14 +177,14 @@ impl MetricsBuffer {
         }
         let mut surplus = need;
         for (i, staged) in rows.shards.iter().enumerate() {
-            if staged.samples.is_empty() && staged.exemplars.is_empty() && staged.histograms.is_empty() {
+            if staged.is_empty() {
                 continue;
             }
             let Some(shard) = self.shards.get(i) else { continue };
             let mut open = shard.open.lock();
             let added = open.append(staged);
             surplus = surplus.saturating_sub(added);
-            if open.is_full() {
+            if open.rows() >= self.config.batch_rows {
                 self.seal_locked(i, &mut open);
             }
         }
@@ -213,26 +221,26 @@ impl MetricsBuffer {
         }
         let Some((i, _)) = oldest else { return false };
         let Some(batch) = self.shards[i].log.lock().pop_front_unpinned() else { return false };
-        self.stats.used_bytes.fetch_sub(batch.bytes.min(self.used_bytes()), Ordering::Relaxed);
+        self.stats.used_bytes.fetch_sub(batch.bytes().min(self.used_bytes()), Ordering::Relaxed);
         self.stats.evicted_batches.fetch_add(1, Ordering::Relaxed);
-        self.stats.evicted_rows.fetch_add(batch.sample_count() as u64, Ordering::Relaxed);
+        self.stats.evicted_rows.fetch_add(batch.rows() as u64, Ordering::Relaxed);
         true
     }
 
-    fn seal_locked(&self, index: usize, open: &mut OpenBatch) {
+    fn seal_locked(&self, index: usize, open: &mut O) {
         let shard = &self.shards[index];
-        let fresh = OpenBatch::new(self.config.batch_rows);
+        let fresh = O::new(self.config.batch_rows);
         let full = std::mem::replace(open, fresh);
-        let open_bytes = full.bytes;
+        let open_bytes = full.bytes();
         let mut log = shard.log.lock();
         let seq = log.next_seq();
         match full.seal(index, seq) {
             Ok(batch) => {
                 // The open batch's accounted bytes are replaced by the sealed batch's real size, and the
                 // fresh builders' pre-sized columns are accounted anew.
-                let fresh_bytes = open.bytes;
+                let fresh_bytes = open.bytes();
                 let used = &self.stats.used_bytes;
-                used.fetch_add(batch.bytes + fresh_bytes, Ordering::Relaxed);
+                used.fetch_add(batch.bytes() + fresh_bytes, Ordering::Relaxed);
                 used.fetch_sub(open_bytes.min(used.load(Ordering::Relaxed)), Ordering::Relaxed);
                 log.push(Arc::new(batch));
                 self.stats.sealed_batches.fetch_add(1, Ordering::Relaxed);
@@ -249,7 +257,7 @@ impl MetricsBuffer {
     pub fn seal_due(&self) {
         for (i, shard) in self.shards.iter().enumerate() {
             let mut open = shard.open.lock();
-            if open.rows() > 0 && open.opened_at.is_some_and(|t| t.elapsed() >= self.config.seal_interval) {
+            if open.rows() > 0 && open.opened_at().is_some_and(|t| t.elapsed() >= self.config.seal_interval) {
                 self.seal_locked(i, &mut open);
             }
         }
@@ -276,8 +284,8 @@ impl MetricsBuffer {
     }
 
     /// Reads one shard's sealed batches from the oldest still held (lossy) or from now on (lossless).
-    pub fn subscribe(self: &Arc<Self>, shard: usize, mode: SubscriptionMode) -> Subscription {
-        Subscription::new(Arc::clone(self), shard, mode)
+    pub fn subscribe(self: &Arc<Self>, shard: usize, mode: SubscriptionMode) -> TableSubscription<O> {
+        TableSubscription::new(Arc::clone(self), shard, mode)
     }
 
     /// Wakes every subscriber and makes them return [`Next::Closed`] once they have read everything.
@@ -289,7 +297,7 @@ impl MetricsBuffer {
     }
 
     /// Sealed batches currently held by one shard, oldest first (for queries and tests).
-    pub fn snapshot(&self, shard: usize) -> Vec<Arc<SealedBatch>> {
+    pub fn snapshot(&self, shard: usize) -> Vec<Arc<O::Sealed>> {
         self.shards.get(shard).map(|s| s.log.lock().snapshot()).unwrap_or_default()
     }
 }

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use super::{MetricsBuffer, SealedBatch};
+use super::ColumnarBuffer;
+use super::table::OpenTable;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubscriptionMode {
@@ -13,8 +14,8 @@ pub enum SubscriptionMode {
 }
 
 #[derive(Debug)]
-pub enum Next {
-    Batch(Arc<SealedBatch>),
+pub enum TableNext<S> {
+    Batch(Arc<S>),
     /// Eviction overtook a lossy reader: this many batches were skipped.
     Lagged(u64),
     /// The buffer was closed and everything has been read.
@@ -22,15 +23,15 @@ pub enum Next {
 }
 
 #[derive(Debug)]
-pub struct Subscription {
-    buffer: Arc<MetricsBuffer>,
+pub struct TableSubscription<O: OpenTable> {
+    buffer: Arc<ColumnarBuffer<O>>,
     shard: usize,
     cursor: u64,
     pin: Option<u64>,
 }
 
-impl Subscription {
-    pub(super) fn new(buffer: Arc<MetricsBuffer>, shard: usize, mode: SubscriptionMode) -> Self {
+impl<O: OpenTable> TableSubscription<O> {
+    pub(super) fn new(buffer: Arc<ColumnarBuffer<O>>, shard: usize, mode: SubscriptionMode) -> Self {
         let shard = shard.min(buffer.shard_count().saturating_sub(1));
         let (cursor, pin) = {
             let mut log = buffer.shards[shard].log.lock();
@@ -50,23 +51,23 @@ impl Subscription {
     }
 
     /// The next batch without waiting, if one is ready.
-    pub fn try_next(&mut self) -> Option<Next> {
+    pub fn try_next(&mut self) -> Option<TableNext<O::Sealed>> {
         let shard = &self.buffer.shards[self.shard];
         let log = shard.log.lock();
         if self.cursor < log.first_seq() {
             let missed = log.first_seq() - self.cursor;
             self.cursor = log.first_seq();
-            return Some(Next::Lagged(missed));
+            return Some(TableNext::Lagged(missed));
         }
         if let Some(batch) = log.get(self.cursor) {
             self.cursor += 1;
-            return Some(Next::Batch(Arc::clone(batch)));
+            return Some(TableNext::Batch(Arc::clone(batch)));
         }
-        log.is_closed().then_some(Next::Closed)
+        log.is_closed().then_some(TableNext::Closed)
     }
 
     /// Waits for the next batch.
-    pub async fn next(&mut self) -> Next {
+    pub async fn next(&mut self) -> TableNext<O::Sealed> {
         let buffer = Arc::clone(&self.buffer);
         let shard = &buffer.shards[self.shard];
         loop {
@@ -88,7 +89,7 @@ impl Subscription {
     }
 }
 
-impl Drop for Subscription {
+impl<O: OpenTable> Drop for TableSubscription<O> {
     fn drop(&mut self) {
         if let Some(pin) = self.pin {
             self.buffer.shards[self.shard].log.lock().remove_pin(pin);

@@ -258,6 +258,7 @@ pub fn urlencode(s: &str) -> String {
 pub struct Vigil {
     pub proc: Proc,
     pub http_port: u16,
+    pub grpc_port: u16,
 }
 
 impl Vigil {
@@ -275,7 +276,7 @@ impl Vigil {
         ];
         args.extend_from_slice(extra);
         let proc = Proc::spawn("vigil", Path::new(env!("CARGO_BIN_EXE_vigil")), &args, dir);
-        let v = Self { proc, http_port };
+        let v = Self { proc, http_port, grpc_port };
         let ready = v.url("/health/ready");
         wait_for("vigil /health/ready", Duration::from_secs(30), || {
             let u = ready.clone();

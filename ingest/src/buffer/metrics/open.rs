@@ -9,12 +9,13 @@ use arrow_array::builder::{
 };
 use arrow_array::{ArrayRef, RecordBatch};
 
-use super::rows::{SAMPLE_ROW_BYTES, ShardRows, exemplar_row_bytes, histogram_row_bytes};
+use super::rows::{MetricsShardRows, SAMPLE_ROW_BYTES, exemplar_row_bytes, histogram_row_bytes};
 use super::schema;
 use super::sealed::SealedBatch;
+use crate::buffer::table::OpenTable;
 
 #[derive(Debug)]
-pub(crate) struct OpenBatch {
+pub struct MetricsOpen {
     capacity: usize,
     series: UInt64Builder,
     timestamps: TimestampMillisecondBuilder,
@@ -23,8 +24,8 @@ pub(crate) struct OpenBatch {
     exemplars: ExemplarBuilders,
     histograms: HistogramBuilders,
     /// Bytes this batch accounts for in the buffer total.
-    pub(crate) bytes: u64,
-    pub(crate) opened_at: Option<Instant>,
+    bytes: u64,
+    opened_at: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -44,8 +45,11 @@ struct HistogramBuilders {
     encoded: BinaryBuilder,
 }
 
-impl OpenBatch {
-    pub(crate) fn new(capacity: usize) -> Self {
+impl OpenTable for MetricsOpen {
+    type Rows = MetricsShardRows;
+    type Sealed = SealedBatch;
+
+    fn new(capacity: usize) -> Self {
         Self {
             capacity,
             series: UInt64Builder::with_capacity(capacity),
@@ -59,16 +63,20 @@ impl OpenBatch {
         }
     }
 
-    pub(crate) fn rows(&self) -> usize {
+    fn rows(&self) -> usize {
         self.series.len() + self.exemplars.series.len() + self.histograms.series.len()
     }
 
-    pub(crate) fn is_full(&self) -> bool {
-        self.rows() >= self.capacity
+    fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    fn opened_at(&self) -> Option<Instant> {
+        self.opened_at
     }
 
     /// Appends rows; returns the bytes added beyond the pre-sized sample columns.
-    pub(crate) fn append(&mut self, rows: &ShardRows) -> u64 {
+    fn append(&mut self, rows: &MetricsShardRows) -> u64 {
         if self.opened_at.is_none()
             && (!rows.samples.is_empty() || !rows.exemplars.is_empty() || !rows.histograms.is_empty())
         {
@@ -106,7 +114,7 @@ impl OpenBatch {
     }
 
     /// Finishes the builders into a sealed batch. The caller installs a fresh `OpenBatch`.
-    pub(crate) fn seal(mut self, shard: usize, seq: u64) -> Result<SealedBatch, arrow_schema::ArrowError> {
+    fn seal(mut self, shard: usize, seq: u64) -> Result<SealedBatch, arrow_schema::ArrowError> {
         let samples = RecordBatch::try_new(
             Arc::clone(&schema::SAMPLES),
             vec![

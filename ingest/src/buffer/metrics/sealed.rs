@@ -4,6 +4,8 @@ use std::time::SystemTime;
 
 use arrow_array::RecordBatch;
 
+use crate::buffer::table::SealedTable;
+
 /// What a subscription hands out. Shared as `Arc<SealedBatch>`: readers never copy the columns.
 #[derive(Debug)]
 pub struct SealedBatch {
@@ -32,5 +34,19 @@ impl SealedBatch {
 
     pub fn histogram_count(&self) -> usize {
         self.histograms.as_ref().map_or(0, RecordBatch::num_rows)
+    }
+}
+
+impl SealedTable for SealedBatch {
+    fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    fn sealed_at(&self) -> SystemTime {
+        self.sealed_at
+    }
+
+    fn rows(&self) -> usize {
+        self.sample_count() + self.exemplar_count() + self.histogram_count()
     }
 }

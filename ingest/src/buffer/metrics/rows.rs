@@ -1,5 +1,7 @@
 //! Rows staged by a receiver before they enter the buffer, grouped by shard.
 
+use crate::buffer::staged::Staged;
+use crate::buffer::table::ShardRows;
 use crate::series::SeriesId;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,60 +32,43 @@ pub struct HistogramRow {
     pub encoded: Vec<u8>,
 }
 
-/// Everything one request adds, split by buffer shard. A receiver reuses one of these per worker.
+/// One shard's staged metric rows.
 #[derive(Debug, Default)]
-pub struct StagedRows {
-    pub(crate) shards: Vec<ShardRows>,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct ShardRows {
+pub struct MetricsShardRows {
     pub(crate) samples: Vec<SampleRow>,
     pub(crate) exemplars: Vec<ExemplarRow>,
     pub(crate) histograms: Vec<HistogramRow>,
 }
 
-impl StagedRows {
-    /// Empties the staging area for a buffer with `shards` shards, keeping capacity.
-    pub fn reset(&mut self, shards: usize) {
-        self.shards.resize_with(shards, ShardRows::default);
-        for s in &mut self.shards {
-            s.samples.clear();
-            s.exemplars.clear();
-            s.histograms.clear();
-        }
+impl ShardRows for MetricsShardRows {
+    fn clear(&mut self) {
+        self.samples.clear();
+        self.exemplars.clear();
+        self.histograms.clear();
     }
 
-    fn shard(&mut self, series: SeriesId) -> &mut ShardRows {
-        let n = self.shards.len().max(1);
-        if self.shards.is_empty() {
-            self.shards.push(ShardRows::default());
-        }
-        &mut self.shards[(series % n as u64) as usize]
+    fn is_empty(&self) -> bool {
+        self.samples.is_empty() && self.exemplars.is_empty() && self.histograms.is_empty()
     }
 
+    fn estimated_bytes(&self) -> u64 {
+        (self.samples.len() * SAMPLE_ROW_BYTES) as u64
+            + self.exemplars.iter().map(|e| exemplar_row_bytes(e) as u64).sum::<u64>()
+            + self.histograms.iter().map(|h| histogram_row_bytes(h) as u64).sum::<u64>()
+    }
+}
+
+impl Staged<MetricsShardRows> {
     pub fn push_sample(&mut self, row: SampleRow) {
-        self.shard(row.series).samples.push(row);
+        self.shard_for(row.series).samples.push(row);
     }
 
     pub fn push_exemplar(&mut self, row: ExemplarRow) {
-        self.shard(row.series).exemplars.push(row);
+        self.shard_for(row.series).exemplars.push(row);
     }
 
     pub fn push_histogram(&mut self, row: HistogramRow) {
-        self.shard(row.series).histograms.push(row);
-    }
-
-    /// Bytes these rows will take in the buffer's builders.
-    pub(crate) fn estimated_bytes(&self) -> u64 {
-        self.shards
-            .iter()
-            .map(|s| {
-                (s.samples.len() * SAMPLE_ROW_BYTES) as u64
-                    + s.exemplars.iter().map(|e| exemplar_row_bytes(e) as u64).sum::<u64>()
-                    + s.histograms.iter().map(|h| histogram_row_bytes(h) as u64).sum::<u64>()
-            })
-            .sum()
+        self.shard_for(row.series).histograms.push(row);
     }
 
     pub fn sample_count(&self) -> usize {

@@ -1,0 +1,88 @@
+//! OTLP/gRPC: `opentelemetry.proto.collector.metrics.v1.MetricsService/Export`.
+//!
+//! Status codes per the OTLP spec: bad data is `INVALID_ARGUMENT` (not retried); a full buffer is
+//! `UNAVAILABLE` with a `google.rpc.RetryInfo` detail, which clients retry after the given delay.
+
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use prost::Message;
+use tonic::codec::CompressionEncoding;
+use tonic::{Code, Request, Response, Status};
+use vigil_proto::google_rpc;
+
+use super::http::OtlpHttpState;
+use super::{metrics, sink};
+use crate::telemetry::{ProtocolLabels, RejectLabels, RequestLabels};
+
+const PROTOCOL: &str = "otlp_grpc";
+
+/// The gRPC services, sharing the HTTP receiver's state. `max_message_bytes` caps one decoded message
+/// (tonic's own default of 4 MiB is too small for collectors' batches).
+pub fn metrics_service(state: Arc<OtlpHttpState>) -> MetricsServiceServer<OtlpGrpc> {
+    let max = usize::try_from(state.limits.max_decompressed_bytes).unwrap_or(usize::MAX);
+    MetricsServiceServer::new(OtlpGrpc { state })
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(max)
+}
+
+#[derive(Debug, Clone)]
+pub struct OtlpGrpc {
+    state: Arc<OtlpHttpState>,
+}
+
+fn unavailable(message: String, retry_after_seconds: u32) -> Status {
+    let retry = google_rpc::RetryInfo {
+        retry_delay: Some(google_rpc::Duration { seconds: i64::from(retry_after_seconds), nanos: 0 }),
+    };
+    let details = google_rpc::Status {
+        code: Code::Unavailable as i32,
+        message: message.clone(),
+        details: vec![google_rpc::Any {
+            type_url: google_rpc::RETRY_INFO_TYPE_URL.into(),
+            value: retry.encode_to_vec(),
+        }],
+    };
+    Status::with_details(Code::Unavailable, message, details.encode_to_vec().into())
+}
+
+#[tonic::async_trait]
+impl MetricsService for OtlpGrpc {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        let state = &self.state;
+        let m = &state.metrics;
+        let converted = metrics::convert(request.get_ref());
+        let result = sink::append(converted, &state.limits, &state.series, &state.buffer);
+        let (code, response) = match result {
+            Ok(appended) => {
+                let labels = ProtocolLabels { protocol: PROTOCOL };
+                m.samples.get_or_create(&labels).inc_by(appended.samples);
+                m.histograms.get_or_create(&labels).inc_by(appended.histograms);
+                m.exemplars.get_or_create(&labels).inc_by(appended.exemplars);
+                let partial_success = (appended.rejected_points > 0 || !appended.problems.is_empty()).then(|| {
+                    ExportMetricsPartialSuccess {
+                        rejected_data_points: i64::try_from(appended.rejected_points).unwrap_or(i64::MAX),
+                        error_message: appended.problems.join("; "),
+                    }
+                });
+                (200, Ok(Response::new(ExportMetricsServiceResponse { partial_success })))
+            }
+            Err(full) => {
+                m.rejected.get_or_create(&RejectLabels { protocol: PROTOCOL, reason: "buffer_full" }).inc();
+                let message = format!("buffer is full (`buffer.max_bytes` = {} bytes); retry later", full.limit);
+                (503, Err(unavailable(message, state.retry_after_seconds)))
+            }
+        };
+        m.requests.get_or_create(&RequestLabels { protocol: PROTOCOL, code }).inc();
+        response
+    }
+}

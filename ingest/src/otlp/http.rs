@@ -1,0 +1,99 @@
+//! `POST /v1/metrics` (OTLP/HTTP).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::post;
+use http::{HeaderMap, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use prost::Message;
+
+use super::body::{Encoding, OtlpError, decompress, encoding_of, success};
+use super::{metrics, sink};
+use crate::buffer::MetricsBuffer;
+use crate::limits::IngestLimits;
+use crate::series::SeriesRegistry;
+use crate::telemetry::{IngestMetrics, ProtocolLabels, RejectLabels, RequestLabels};
+
+const PROTOCOL: &str = "otlp_http";
+
+/// Everything the OTLP/HTTP receiver needs; built once by the binary.
+#[derive(Debug)]
+pub struct OtlpHttpState {
+    pub limits: IngestLimits,
+    pub series: Arc<SeriesRegistry>,
+    pub buffer: Arc<MetricsBuffer>,
+    pub metrics: IngestMetrics,
+    /// Seconds a client is told to wait when the buffer is full.
+    pub retry_after_seconds: u32,
+}
+
+pub fn router(state: Arc<OtlpHttpState>) -> Router {
+    Router::new().route("/v1/metrics", post(export_metrics)).with_state(state)
+}
+
+async fn read_body(state: &OtlpHttpState, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, OtlpError> {
+    let limit = state.limits.max_body_bytes;
+    if let Some(len) =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+        && len > limit
+    {
+        return Err(OtlpError::BodyTooLarge { size: len, limit });
+    }
+    let raw = match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(OtlpError::BodyTooLarge { size: limit + 1, limit });
+        }
+        Err(e) => return Err(OtlpError::BodyRead(e.to_string())),
+    };
+    decompress(headers, raw, &state.limits)
+}
+
+fn decode_metrics(encoding: Encoding, body: &[u8]) -> Result<ExportMetricsServiceRequest, OtlpError> {
+    match encoding {
+        Encoding::Protobuf => ExportMetricsServiceRequest::decode(body).map_err(|e| OtlpError::Protobuf(e.to_string())),
+        Encoding::Json => serde_json::from_slice(body).map_err(|e| OtlpError::Json(e.to_string())),
+    }
+}
+
+async fn export_metrics(State(state): State<Arc<OtlpHttpState>>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let encoding = encoding_of(&headers);
+    let negotiated = encoding.as_ref().ok().copied();
+    let result = match encoding {
+        Ok(enc) => match read_body(&state, &headers, body).await {
+            Ok(bytes) => decode_metrics(enc, &bytes).and_then(|request| {
+                sink::append(metrics::convert(&request), &state.limits, &state.series, &state.buffer)
+                    .map_err(|full| OtlpError::BufferFull { limit: full.limit })
+            }),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    let m = &state.metrics;
+    let response = match result {
+        Ok(appended) => {
+            let labels = ProtocolLabels { protocol: PROTOCOL };
+            m.samples.get_or_create(&labels).inc_by(appended.samples);
+            m.histograms.get_or_create(&labels).inc_by(appended.histograms);
+            m.exemplars.get_or_create(&labels).inc_by(appended.exemplars);
+            let message = appended.problems.join("; ");
+            // Negotiated here: a bad content type ends in the error arm.
+            success(negotiated.unwrap_or(Encoding::Protobuf), "rejectedDataPoints", appended.rejected_points, &message)
+        }
+        Err(e) => {
+            m.rejected.get_or_create(&RejectLabels { protocol: PROTOCOL, reason: e.reason() }).inc();
+            tracing::debug!(reason = e.reason(), error = %e, "OTLP request refused.");
+            e.into_response(negotiated, state.retry_after_seconds)
+        }
+    };
+    m.requests.get_or_create(&RequestLabels { protocol: PROTOCOL, code: response.status().as_u16() }).inc();
+    m.duration.get_or_create(&ProtocolLabels { protocol: PROTOCOL }).observe(started.elapsed().as_secs_f64());
+    response
+}

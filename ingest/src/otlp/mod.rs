@@ -1,0 +1,15 @@
+//! OTLP receivers (OpenTelemetry protocol, <https://opentelemetry.io/docs/specs/otlp/>).
+//!
+//! So far: metrics over OTLP/HTTP (`POST /v1/metrics`, protobuf and JSON, optionally gzip) and OTLP/gRPC
+//! (`MetricsService/Export`, optionally gzip). Metric points become
+//! Prometheus series ([`metrics`], per the OpenTelemetry-to-Prometheus compatibility rules) and enter the
+//! same buffer and forwarders as remote write.
+
+mod body;
+mod grpc;
+mod http;
+pub(crate) mod metrics;
+mod sink;
+
+pub use grpc::{OtlpGrpc, metrics_service};
+pub use http::{OtlpHttpState, router};

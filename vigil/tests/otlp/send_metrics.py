@@ -1,0 +1,71 @@
+"""Sends a known set of metrics to an OTLP/HTTP endpoint with the real OpenTelemetry Python SDK.
+
+Usage: send_metrics.py ENDPOINT [grpc]
+  http (default): ENDPOINT like http://127.0.0.1:4318/v1/metrics
+  grpc:           ENDPOINT like 127.0.0.1:4317
+Exits non-zero if the SDK reports a failed export.
+"""
+import sys
+
+from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcExporter
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpExporter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricExportResult, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+
+
+FAILED = []
+
+
+def checked(exporter):
+    """Wraps `export` to remember a failed export, so the test cannot pass on a silent drop."""
+    original = exporter.export
+
+    def export(metrics_data, *args, **kwargs):
+        result = original(metrics_data, *args, **kwargs)
+        if result != MetricExportResult.SUCCESS:
+            FAILED.append(result)
+        return result
+
+    exporter.export = export
+    return exporter
+
+
+def main() -> int:
+    endpoint = sys.argv[1]
+    if len(sys.argv) > 2 and sys.argv[2] == "grpc":
+        exporter = checked(GrpcExporter(endpoint=endpoint, insecure=True))
+    else:
+        exporter = checked(HttpExporter(endpoint=endpoint))
+    resource = Resource.create(
+        {
+            "service.name": "checkout",
+            "service.namespace": "shop",
+            "service.instance.id": "checkout-1",
+            "deployment.environment": "test",
+        }
+    )
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=60_000)
+    provider = MeterProvider(resource=resource, metric_readers=[reader])
+    meter = provider.get_meter("vigil.e2e", "1.2.3")
+
+    requests = meter.create_counter("http.requests", unit="{request}", description="Requests served.")
+    requests.add(3, {"http.method": "GET"})
+    requests.add(2, {"http.method": "GET"})
+    requests.add(7, {"http.method": "POST"})
+
+    duration = meter.create_histogram("http.server.duration", unit="ms", description="Request duration.")
+    for v in (3, 40, 40, 700):
+        duration.record(v, {"http.method": "GET"})
+
+    queue = meter.create_up_down_counter("queue.size", unit="By")
+    queue.add(100)
+    queue.add(-30)
+
+    provider.force_flush()
+    provider.shutdown()
+    return 1 if FAILED else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
