@@ -4,6 +4,7 @@
 //! `worker.rs`). Shared pieces: [`retry`] (one classification of send outcomes, backoff with full jitter),
 //! [`http`] (the pooled HTTP client), [`telemetry`] (counters on `/metrics`).
 
+pub mod handle;
 pub mod http;
 pub mod retry;
 pub mod telemetry;

@@ -14,6 +14,7 @@ mod config;
 mod encode;
 mod worker;
 
+pub use crate::handle::ForwarderHandle;
 pub use config::VictoriaMetricsConfig;
 pub use encode::encode_write_request;
-pub use worker::{ForwarderHandle, spawn};
+pub use worker::spawn;

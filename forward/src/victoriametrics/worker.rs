@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::Uri;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use vigil_ingest::buffer::{MetricsBuffer, Next, SealedBatch, Subscription, SubscriptionMode};
 use vigil_ingest::series::SeriesRegistry;
@@ -12,39 +11,13 @@ use vigil_ingest::series::SeriesRegistry;
 use super::client::{Fate, send_with_retries};
 use super::config::VictoriaMetricsConfig;
 use super::encode::{EncodedCounts, encode_exemplars, encode_histograms, encode_samples};
+use crate::handle::ForwarderHandle;
 use crate::http::HttpClient;
 use crate::redact_url;
 use crate::retry::Backoff;
 use crate::telemetry::{BackendLabels, ForwardMetrics, OutcomeLabels};
 
 const BACKEND: &str = "victoriametrics";
-
-/// The running workers of one destination.
-#[derive(Debug)]
-pub struct ForwarderHandle {
-    pub url: String,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl ForwarderHandle {
-    /// A handle with no workers (a placeholder while another is being joined).
-    pub fn empty(url: String) -> Self {
-        Self { url, tasks: Vec::new() }
-    }
-
-    /// Waits until every worker has drained a closed buffer.
-    pub async fn join(self) {
-        for t in self.tasks {
-            let _ = t.await;
-        }
-    }
-
-    pub fn abort(&self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
-}
 
 /// Starts one worker per buffer shard. Subscriptions are taken before this returns, so every batch sealed
 /// afterwards reaches this destination.
@@ -77,7 +50,7 @@ pub fn spawn(
             tokio::spawn(worker.run())
         })
         .collect();
-    ForwarderHandle { url, tasks }
+    ForwarderHandle::new(url, tasks)
 }
 
 struct Worker {
