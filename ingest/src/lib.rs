@@ -9,6 +9,7 @@ pub mod limits;
 pub mod otlp;
 mod protowire;
 pub mod remote_write;
+mod request_body;
 pub mod series;
 pub mod telemetry;
 

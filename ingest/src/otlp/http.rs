@@ -8,8 +8,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
-use http::{HeaderMap, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http::HeaderMap;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use prost::Message;
 
@@ -17,6 +16,7 @@ use super::body::{Encoding, OtlpError, decompress, encoding_of, success};
 use super::{metrics, sink};
 use crate::buffer::MetricsBuffer;
 use crate::limits::IngestLimits;
+use crate::request_body::{BodyError, read_limited};
 use crate::series::SeriesRegistry;
 use crate::telemetry::{IngestMetrics, ProtocolLabels, RejectLabels, RequestLabels};
 
@@ -38,20 +38,10 @@ pub fn router(state: Arc<OtlpHttpState>) -> Router {
 }
 
 async fn read_body(state: &OtlpHttpState, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, OtlpError> {
-    let limit = state.limits.max_body_bytes;
-    if let Some(len) =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
-        && len > limit
-    {
-        return Err(OtlpError::BodyTooLarge { size: len, limit });
-    }
-    let raw = match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return Err(OtlpError::BodyTooLarge { size: limit + 1, limit });
-        }
-        Err(e) => return Err(OtlpError::BodyRead(e.to_string())),
-    };
+    let raw = read_limited(headers, body, state.limits.max_body_bytes).await.map_err(|e| match e {
+        BodyError::TooLarge { size, limit } => OtlpError::BodyTooLarge { size, limit },
+        BodyError::Read(m) => OtlpError::BodyRead(m),
+    })?;
     decompress(headers, raw, &state.limits)
 }
 

@@ -9,7 +9,6 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::config::RemoteWriteConfig;
 use super::content_type::{check_encoding, version_from_content_type};
@@ -18,6 +17,7 @@ use super::error::RemoteWriteError;
 use super::receive::{WriteCounts, receive};
 use crate::buffer::MetricsBuffer;
 use crate::limits::IngestLimits;
+use crate::request_body::{BodyError, read_limited};
 use crate::series::{MetadataStore, SeriesRegistry};
 use crate::telemetry::{IngestMetrics, ProtocolLabels, RejectLabels, RequestLabels};
 
@@ -86,20 +86,10 @@ async fn read_and_receive(
     body: Body,
     version: RemoteWriteVersion,
 ) -> Result<WriteCounts, RemoteWriteError> {
-    let limit = state.limits.max_body_bytes;
-    if let Some(len) =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
-        && len > limit
-    {
-        return Err(RemoteWriteError::BodyTooLarge { size: len, limit });
-    }
-    let bytes = match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return Err(RemoteWriteError::BodyTooLarge { size: limit + 1, limit });
-        }
-        Err(e) => return Err(RemoteWriteError::BodyRead(e.to_string())),
-    };
+    let bytes = read_limited(headers, body, state.limits.max_body_bytes).await.map_err(|e| match e {
+        BodyError::TooLarge { size, limit } => RemoteWriteError::BodyTooLarge { size, limit },
+        BodyError::Read(m) => RemoteWriteError::BodyRead(m),
+    })?;
     receive(&bytes, version, &state.limits, &state.series, &state.metadata, &state.buffer)
 }
 
