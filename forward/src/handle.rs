@@ -14,14 +14,10 @@ impl ForwarderHandle {
         Self { url, tasks }
     }
 
-    /// A handle with no workers (a placeholder while another is being joined).
-    pub fn empty(url: String) -> Self {
-        Self { url, tasks: Vec::new() }
-    }
-
-    /// Waits until every worker has drained a closed buffer.
-    pub async fn join(self) {
-        for t in self.tasks {
+    /// Waits until every worker has drained a closed buffer; call once. The handles stay here, so a caller
+    /// that gives up waiting can still abort the workers.
+    pub async fn join(&mut self) {
+        for t in &mut self.tasks {
             let _ = t.await;
         }
     }

@@ -128,8 +128,7 @@ pub(crate) async fn run(
     sealer.abort();
     let drain = async {
         for f in &mut forwarders {
-            let handle = std::mem::replace(f, ForwarderHandle::empty(f.url.clone()));
-            handle.join().await;
+            f.join().await;
         }
     };
     if tokio::time::timeout(config.server.shutdown_timeout, drain).await.is_err() {
