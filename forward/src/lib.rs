@@ -6,8 +6,10 @@
 
 pub mod handle;
 pub mod http;
+pub mod loki;
 pub mod retry;
 pub mod telemetry;
+pub mod tempo;
 pub mod victoriametrics;
 
 /// Strips credentials and query strings from a URL before it is logged or used as a metric label.

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use http::{HeaderMap, StatusCode};
+use prost::Message;
 use serde::{Deserialize, Serialize};
 
 /// The one classification every forwarder uses.
@@ -26,6 +27,29 @@ pub fn classify_remote_write(status: StatusCode, headers: &HeaderMap, body: &[u8
     match status.as_u16() {
         400 | 409 | 415 => SendOutcome::Rejected { status: status.as_u16(), message },
         _ => SendOutcome::Retry { reason: format!("HTTP {}: {message}", status.as_u16()), after: retry_after(headers) },
+    }
+}
+
+/// OTLP/HTTP semantics (spec, "Retryable Response Codes"): 2xx delivered; only 429, 502, 503 and 504 are
+/// retried; every other 4xx and 5xx — 500 included — MUST NOT be retried, so it is dropped. The reason is
+/// the `google.rpc.Status` message when the body is one, else the body's start.
+pub fn classify_otlp(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> SendOutcome {
+    if status.is_success() {
+        return SendOutcome::Delivered;
+    }
+    let is_protobuf = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-protobuf"));
+    let message = match is_protobuf.then(|| vigil_proto::google_rpc::Status::decode(body)) {
+        Some(Ok(s)) if !s.message.is_empty() => s.message,
+        _ => body_excerpt(body),
+    };
+    match status.as_u16() {
+        429 | 502 | 503 | 504 => {
+            SendOutcome::Retry { reason: format!("HTTP {}: {message}", status.as_u16()), after: retry_after(headers) }
+        }
+        code => SendOutcome::Rejected { status: code, message },
     }
 }
 
@@ -126,6 +150,37 @@ mod tests {
             SendOutcome::Retry { after: None, .. }
         ));
         assert!(matches!(classify_remote_write(StatusCode::NOT_FOUND, &h, b""), SendOutcome::Retry { .. }));
+    }
+
+    #[test]
+    fn otlp_classification_retries_only_429_502_503_504() {
+        let h = HeaderMap::new();
+        assert_eq!(classify_otlp(StatusCode::OK, &h, b""), SendOutcome::Delivered);
+        for code in [429u16, 502, 503, 504] {
+            assert!(
+                matches!(classify_otlp(StatusCode::from_u16(code).unwrap(), &h, b""), SendOutcome::Retry { .. }),
+                "{code}"
+            );
+        }
+        for code in [400u16, 401, 403, 404, 413, 415, 500, 501] {
+            assert!(
+                matches!(classify_otlp(StatusCode::from_u16(code).unwrap(), &h, b"no"), SendOutcome::Rejected { status, .. } if status == code),
+                "{code}"
+            );
+        }
+        let mut after = HeaderMap::new();
+        after.insert(http::header::RETRY_AFTER, "3".parse().unwrap());
+        assert_eq!(
+            classify_otlp(StatusCode::SERVICE_UNAVAILABLE, &after, b"busy"),
+            SendOutcome::Retry { reason: "HTTP 503: busy".into(), after: Some(Duration::from_secs(3)) }
+        );
+        let mut pb = HeaderMap::new();
+        pb.insert(http::header::CONTENT_TYPE, "application/x-protobuf".parse().unwrap());
+        let status = vigil_proto::google_rpc::Status { code: 3, message: "bad span".into(), details: Vec::new() };
+        assert_eq!(
+            classify_otlp(StatusCode::BAD_REQUEST, &pb, &status.encode_to_vec()),
+            SendOutcome::Rejected { status: 400, message: "bad span".into() }
+        );
     }
 
     #[test]

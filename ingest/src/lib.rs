@@ -6,6 +6,7 @@
 
 pub mod buffer;
 pub mod limits;
+pub mod loki;
 pub mod otlp;
 mod protowire;
 pub mod remote_write;

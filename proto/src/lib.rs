@@ -8,5 +8,6 @@
 //! materialising these structs; these are what encoders and tests use.
 
 pub mod google_rpc;
+pub mod loki;
 pub mod prometheus;
 pub mod prometheus_v2;

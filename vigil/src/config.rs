@@ -8,21 +8,63 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use vigil_forward::loki::LokiConfig;
+use vigil_forward::tempo::TempoConfig;
 use vigil_forward::victoriametrics::VictoriaMetricsConfig;
 use vigil_ingest::buffer::BufferConfig;
 use vigil_ingest::limits::IngestLimits;
+use vigil_ingest::loki::LokiReceiverConfig;
 use vigil_ingest::remote_write::RemoteWriteConfig;
 use vigil_ingest::series::SeriesRegistryConfig;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Config {
     pub(crate) server: ServerConfig,
     pub(crate) limits: IngestLimits,
+    /// The metrics window (samples, exemplars, native histograms).
     pub(crate) buffer: BufferConfig,
+    /// The spans window.
+    pub(crate) spans_buffer: BufferConfig,
+    /// The log-lines window.
+    pub(crate) logs_buffer: BufferConfig,
+    pub(crate) tenancy: TenancyConfig,
     pub(crate) series: SeriesRegistryConfig,
     pub(crate) remote_write: RemoteWriteConfig,
+    /// The Loki push receiver.
+    pub(crate) loki: LokiReceiverConfig,
     pub(crate) forward: ForwardConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            limits: IngestLimits::default(),
+            buffer: BufferConfig::default(),
+            // Spans are fewer and larger than samples; the window is for correlation, not long storage.
+            spans_buffer: BufferConfig { max_bytes: 128 << 20, ..BufferConfig::default() },
+            logs_buffer: BufferConfig { max_bytes: 128 << 20, ..BufferConfig::default() },
+            loki: LokiReceiverConfig::default(),
+            tenancy: TenancyConfig::default(),
+            series: SeriesRegistryConfig::default(),
+            remote_write: RemoteWriteConfig::default(),
+            forward: ForwardConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct TenancyConfig {
+    /// Tenant of requests without `X-Scope-OrgID`; sent on to Loki and Tempo as theirs.
+    pub(crate) default_tenant: String,
+}
+
+impl Default for TenancyConfig {
+    fn default() -> Self {
+        Self { default_tenant: "anonymous".into() }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -55,6 +97,10 @@ impl Default for ServerConfig {
 pub(crate) struct ForwardConfig {
     /// Every destination gets every sample.
     pub(crate) victoriametrics: Vec<VictoriaMetricsConfig>,
+    /// Every destination gets every span.
+    pub(crate) tempo: Vec<TempoConfig>,
+    /// Every destination gets every log line.
+    pub(crate) loki: Vec<LokiConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +144,28 @@ impl Config {
         }
         let checks = [self.limits.validate(), self.buffer.validate(), self.remote_write.validate()];
         problems.extend(checks.into_iter().filter_map(Result::err));
+        if let Err(e) = self.spans_buffer.validate() {
+            problems.push(e.replace("buffer.", "spans_buffer."));
+        }
+        if let Err(e) = self.logs_buffer.validate() {
+            problems.push(e.replace("buffer.", "logs_buffer."));
+        }
+        if let Err(e) = self.loki.validate() {
+            problems.push(e);
+        }
+        for loki in &self.forward.loki {
+            if let Err(e) = loki.validate() {
+                problems.push(e);
+            }
+        }
+        if let Err(e) = vigil_ingest::otlp::traces::validate_tenant(&self.tenancy.default_tenant) {
+            problems.push(format!("tenancy.default_tenant: {e}"));
+        }
+        for tempo in &self.forward.tempo {
+            if let Err(e) = tempo.validate() {
+                problems.push(e);
+            }
+        }
         if self.series.max_series == 0 {
             problems.push("series.max_series must be > 0".into());
         }

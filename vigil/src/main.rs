@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use vigil_forward::loki::LokiConfig;
+use vigil_forward::tempo::TempoConfig;
 use vigil_forward::victoriametrics::VictoriaMetricsConfig;
 
 use crate::config::Config;
@@ -48,6 +50,14 @@ struct ServeArgs {
     /// keep their settings).
     #[arg(long = "forward-victoriametrics", value_name = "URL")]
     forward_victoriametrics: Vec<String>,
+    /// Tempo OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318/v1/traces. Repeatable, like
+    /// --forward-victoriametrics.
+    #[arg(long = "forward-tempo", value_name = "URL")]
+    forward_tempo: Vec<String>,
+    /// Loki push endpoint, e.g. http://127.0.0.1:3100/loki/api/v1/push. Repeatable, like
+    /// --forward-victoriametrics.
+    #[arg(long = "forward-loki", value_name = "URL")]
+    forward_loki: Vec<String>,
     /// Log filter, e.g. `info` or `vigil=debug` (RUST_LOG wins when set).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -96,6 +106,22 @@ fn apply_flags(mut config: Config, args: &ServeArgs) -> Config {
                     .cloned()
                     .unwrap_or_else(|| VictoriaMetricsConfig::with_url(url))
             })
+            .collect();
+    }
+    if !args.forward_loki.is_empty() {
+        let from_file = std::mem::take(&mut config.forward.loki);
+        config.forward.loki = args
+            .forward_loki
+            .iter()
+            .map(|url| from_file.iter().find(|c| &c.url == url).cloned().unwrap_or_else(|| LokiConfig::with_url(url)))
+            .collect();
+    }
+    if !args.forward_tempo.is_empty() {
+        let from_file = std::mem::take(&mut config.forward.tempo);
+        config.forward.tempo = args
+            .forward_tempo
+            .iter()
+            .map(|url| from_file.iter().find(|c| &c.url == url).cloned().unwrap_or_else(|| TempoConfig::with_url(url)))
             .collect();
     }
     config

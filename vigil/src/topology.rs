@@ -12,7 +12,10 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use vigil_forward::telemetry::ForwardMetrics;
 use vigil_forward::victoriametrics::{self, ForwarderHandle};
-use vigil_ingest::buffer::MetricsBuffer;
+use vigil_ingest::buffer::{LogsBuffer, MetricsBuffer, SpansBuffer};
+use vigil_ingest::loki::{self, LokiReceiverConfig, LokiState};
+use vigil_ingest::otlp::logs::OtlpLogsState;
+use vigil_ingest::otlp::traces::{self, OtlpTracesState};
 use vigil_ingest::otlp::{self, OtlpHttpState};
 use vigil_ingest::remote_write::{self, RemoteWriteState};
 use vigil_ingest::series::{MetadataStore, SeriesRegistry};
@@ -60,6 +63,24 @@ pub(crate) async fn run(
         forwarders.push(handle);
     }
 
+    let spans = SpansBuffer::new(config.spans_buffer.clone());
+    let spans_sealer = tokio::spawn(Arc::clone(&spans).run_sealer());
+    for tempo in &config.forward.tempo {
+        let uri = tempo.validate().map_err(RunError::Forwarder)?;
+        let handle = vigil_forward::tempo::spawn(tempo, uri, &spans, client.clone(), forward_metrics.clone());
+        backends.push(BackendStatus { kind: "tempo", url: handle.url.clone() });
+        forwarders.push(handle);
+    }
+
+    let logs = LogsBuffer::new(config.logs_buffer.clone());
+    let logs_sealer = tokio::spawn(Arc::clone(&logs).run_sealer());
+    for loki in &config.forward.loki {
+        let uri = loki.validate().map_err(RunError::Forwarder)?;
+        let handle = vigil_forward::loki::spawn(loki, uri, &logs, client.clone(), forward_metrics.clone());
+        backends.push(BackendStatus { kind: "loki", url: handle.url.clone() });
+        forwarders.push(handle);
+    }
+
     let readiness = Arc::new(ReadinessState::new(Arc::clone(&buffer), backends));
     let self_metrics = {
         let (m, b, s) = (ingest_metrics.clone(), Arc::clone(&buffer), Arc::clone(&series));
@@ -80,9 +101,37 @@ pub(crate) async fn run(
         metrics: rw_state.metrics.clone(),
         retry_after_seconds: config.remote_write.retry_after_seconds,
     });
-    let grpc_app = tonic::service::Routes::new(otlp::metrics_service(Arc::clone(&otlp_state))).into_axum_router();
+    let traces_state = Arc::new(OtlpTracesState {
+        limits: config.limits.clone(),
+        spans: Arc::clone(&spans),
+        metrics: rw_state.metrics.clone(),
+        retry_after_seconds: config.remote_write.retry_after_seconds,
+        default_tenant: config.tenancy.default_tenant.clone(),
+    });
+    let logs_state = Arc::new(OtlpLogsState {
+        limits: config.limits.clone(),
+        logs: Arc::clone(&logs),
+        metrics: rw_state.metrics.clone(),
+        retry_after_seconds: config.remote_write.retry_after_seconds,
+        default_tenant: config.tenancy.default_tenant.clone(),
+        stream_label_attributes: otlp::logs::default_stream_label_attributes(),
+    });
+    let loki_state = Arc::new(LokiState {
+        // One default tenant for every signal.
+        config: LokiReceiverConfig { default_tenant: config.tenancy.default_tenant.clone(), ..config.loki.clone() },
+        limits: config.limits.clone(),
+        logs: Arc::clone(&logs),
+        metrics: rw_state.metrics.clone(),
+    });
+    let grpc_app = tonic::service::Routes::new(otlp::metrics_service(Arc::clone(&otlp_state)))
+        .add_service(traces::traces_service(Arc::clone(&traces_state)))
+        .add_service(otlp::logs::logs_service(Arc::clone(&logs_state)))
+        .into_axum_router();
     let app = remote_write::router(rw_state)
         .merge(otlp::router(otlp_state))
+        .merge(traces::traces_router(traces_state))
+        .merge(otlp::logs::logs_router(logs_state))
+        .merge(loki::router(loki_state))
         .merge(vigil_query::router(Arc::clone(&readiness), self_metrics));
 
     let addr = config.server.http_listen.clone();
@@ -125,7 +174,13 @@ pub(crate) async fn run(
     readiness.ready.store(false, Ordering::Relaxed);
     buffer.seal_all();
     buffer.close();
+    spans.seal_all();
+    spans.close();
+    logs.seal_all();
+    logs.close();
     sealer.abort();
+    spans_sealer.abort();
+    logs_sealer.abort();
     let drain = async {
         for f in &mut forwarders {
             f.join().await;

@@ -12,7 +12,9 @@
 //! A *lossy* subscription (a detector) is told how many batches it missed instead.
 
 mod log;
+pub mod logs;
 pub mod metrics;
+pub mod spans;
 mod staged;
 mod subscription;
 pub mod table;
@@ -32,8 +34,11 @@ pub use subscription::{SubscriptionMode, TableNext, TableSubscription};
 use log::ShardLog;
 use table::{OpenTable, SealedTable, ShardRows};
 
+/// The spans buffer: one row per span, sharded by trace id.
+pub type SpansBuffer = ColumnarBuffer<spans::SpansOpen>;
 /// The metrics buffer: series samples, exemplars and native histograms.
 pub type MetricsBuffer = ColumnarBuffer<MetricsOpen>;
+pub type LogsBuffer = ColumnarBuffer<logs::LogsOpen>;
 /// Staged metric rows for [`MetricsBuffer::append`].
 pub type StagedRows = Staged<MetricsShardRows>;
 /// A subscription to the metrics buffer.

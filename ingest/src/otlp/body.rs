@@ -47,6 +47,8 @@ pub(crate) enum OtlpError {
     Json(String),
     #[error("buffer is full (`buffer.max_bytes` = {limit} bytes); retry later")]
     BufferFull { limit: u64 },
+    #[error("invalid X-Scope-OrgID: {0}")]
+    InvalidTenant(String),
 }
 
 impl OtlpError {
@@ -71,6 +73,7 @@ impl OtlpError {
             Self::Protobuf(_) => "bad_protobuf",
             Self::Json(_) => "bad_json",
             Self::BufferFull { .. } => "buffer_full",
+            Self::InvalidTenant(_) => "invalid_tenant",
         }
     }
 

@@ -8,8 +8,10 @@
 mod body;
 mod grpc;
 mod http;
+pub mod logs;
 pub(crate) mod metrics;
 mod sink;
+pub mod traces;
 
 pub use grpc::{OtlpGrpc, metrics_service};
 pub use http::{OtlpHttpState, router};

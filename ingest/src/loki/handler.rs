@@ -1,0 +1,104 @@
+//! The HTTP face of the Loki receiver.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use super::config::LokiReceiverConfig;
+use super::decode::{Format, decode_content_encoding, decode_json, decode_protobuf, format_of};
+use super::error::LokiError;
+use super::rows::stage;
+use crate::buffer::LogsBuffer;
+use crate::limits::IngestLimits;
+use crate::telemetry::{IngestMetrics, ProtocolLabels, RejectLabels, RequestLabels};
+
+const PROTOCOL: &str = "loki";
+
+/// Everything the receiver needs; built once by the binary.
+#[derive(Debug)]
+pub struct LokiState {
+    pub config: LokiReceiverConfig,
+    pub limits: IngestLimits,
+    pub logs: Arc<LogsBuffer>,
+    pub metrics: IngestMetrics,
+}
+
+pub fn router(state: Arc<LokiState>) -> Router {
+    let path = state.config.path.clone();
+    Router::new().route(&path, post(push)).with_state(state)
+}
+
+async fn push(State(state): State<Arc<LokiState>>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let result = receive(&state, &headers, body).await;
+    let m = &state.metrics;
+    let response = match result {
+        Ok(lines) => {
+            m.samples.get_or_create(&ProtocolLabels { protocol: PROTOCOL }).inc_by(lines);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err((lines, e)) => {
+            m.samples.get_or_create(&ProtocolLabels { protocol: PROTOCOL }).inc_by(lines);
+            m.rejected.get_or_create(&RejectLabels { protocol: PROTOCOL, reason: e.reason() }).inc();
+            let status = e.status();
+            tracing::debug!(status = status.as_u16(), reason = e.reason(), error = %e, "Loki push refused.");
+            let mut r = (status, format!("{e}\n")).into_response();
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(state.config.retry_after_seconds));
+            }
+            r
+        }
+    };
+    m.requests.get_or_create(&RequestLabels { protocol: PROTOCOL, code: response.status().as_u16() }).inc();
+    m.duration.get_or_create(&ProtocolLabels { protocol: PROTOCOL }).observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// The lines appended, or why not; an `Invalid` refusal still reports the lines it kept.
+async fn receive(state: &LokiState, headers: &HeaderMap, body: Body) -> Result<u64, (u64, LokiError)> {
+    let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let format = format_of(header_str(header::CONTENT_TYPE)).map_err(|e| (0, e))?;
+    let tenant = super::tenant_of(headers, &state.config.default_tenant).ok_or((0, LokiError::InvalidTenant))?;
+    let raw = read_body(&state.limits, headers, body).await.map_err(|e| (0, e))?;
+    let body = decode_content_encoding(header_str(header::CONTENT_ENCODING), raw, &state.limits).map_err(|e| (0, e))?;
+    let streams = match format {
+        Format::Protobuf => decode_protobuf(&body, &state.limits),
+        Format::Json => decode_json(&body),
+    }
+    .map_err(|e| (0, e))?;
+    let mut staged = state.logs.staged_rows();
+    let converted = stage(streams, &tenant, &state.config, &state.limits, super::now_ns(), &mut staged);
+    if converted.lines > 0 {
+        state.logs.append(&staged).map_err(|full| (0, LokiError::BufferFull { limit: full.limit }))?;
+    }
+    let lines = converted.lines;
+    if converted.problems.is_empty() {
+        Ok(lines)
+    } else {
+        Err((lines, LokiError::Invalid { problems: converted.messages() }))
+    }
+}
+
+async fn read_body(limits: &IngestLimits, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, LokiError> {
+    let limit = limits.max_body_bytes;
+    if let Some(len) =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+        && len > limit
+    {
+        return Err(LokiError::BodyTooLarge { size: len, limit });
+    }
+    match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(LokiError::BodyTooLarge { size: limit + 1, limit })
+        }
+        Err(e) => Err(LokiError::BodyRead(e.to_string())),
+    }
+}

@@ -1,0 +1,50 @@
+//! Grafana Loki push receiver: `POST /loki/api/v1/push`.
+//!
+//! API: <https://grafana.com/docs/loki/latest/reference/loki-http-api/#ingest-logs> (protobuf
+//! `logproto.PushRequest` in raw snappy, or JSON). Validation and status codes follow Loki's distributor:
+//! 204 on success; 400 for bad input (bad streams and lines are refused, the rest kept); 413 above the body
+//! limits; 415 for other content types; 429 with `Retry-After` when the buffer is full. The tenant is
+//! `X-Scope-OrgID`, else `default_tenant` (`fake`, as Loki without auth).
+//!
+//! Lines enter the logs buffer ([`crate::buffer::LogsBuffer`]), one row per line, sharded by stream.
+
+mod config;
+mod decode;
+mod error;
+mod handler;
+pub(crate) mod labels;
+mod rows;
+
+pub use config::LokiReceiverConfig;
+pub use handler::{LokiState, router};
+
+/// The header Loki (and Cortex/Mimir/Tempo) read the tenant from.
+pub const TENANT_HEADER: &str = "X-Scope-OrgID";
+
+/// dskit's tenant ID rule (`tenant.ValidTenantID`): 1 to 150 characters of `[a-zA-Z0-9!_.*'()-]`, not `.`
+/// or `..`. A push naming several tenants (`a|b`) is refused by it too.
+pub fn valid_tenant(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 150
+        && id != "."
+        && id != ".."
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"!-_.*'()".contains(&b))
+}
+
+/// The request's tenant: the header if present (and valid), else the default. `None` for an invalid header.
+pub fn tenant_of(headers: &http::HeaderMap, default: &str) -> Option<String> {
+    match headers.get(TENANT_HEADER) {
+        None => Some(default.to_owned()),
+        Some(v) => v.to_str().ok().map(str::trim).filter(|t| valid_tenant(t)).map(str::to_owned),
+    }
+}
+
+/// Wall-clock now in unix nanoseconds (the observed timestamp of a line).
+pub(crate) fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,100 @@
+//! OTLP/gRPC: `opentelemetry.proto.collector.logs.v1.LogsService/Export`, with the same status codes as the
+//! metrics service: `INVALID_ARGUMENT` for bad input, `UNAVAILABLE` + `RetryInfo` when the buffer is full.
+
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use prost::Message;
+use tonic::codec::CompressionEncoding;
+use tonic::{Code, Request, Response, Status};
+use vigil_proto::google_rpc;
+
+use super::http::{OtlpLogsState, ingest};
+use crate::telemetry::{ProtocolLabels, RejectLabels, RequestLabels};
+
+const PROTOCOL: &str = "otlp_grpc_logs";
+
+/// The gRPC logs service. `limits.max_decompressed_bytes` caps one decoded message (tonic's default of
+/// 4 MiB is too small for collectors' batches).
+pub fn logs_service(state: Arc<OtlpLogsState>) -> LogsServiceServer<OtlpLogsGrpc> {
+    let max = usize::try_from(state.limits.max_decompressed_bytes).unwrap_or(usize::MAX);
+    LogsServiceServer::new(OtlpLogsGrpc { state })
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(max)
+}
+
+#[derive(Debug, Clone)]
+pub struct OtlpLogsGrpc {
+    pub(super) state: Arc<OtlpLogsState>,
+}
+
+fn unavailable(message: String, retry_after_seconds: u32) -> Status {
+    let retry = google_rpc::RetryInfo {
+        retry_delay: Some(google_rpc::Duration { seconds: i64::from(retry_after_seconds), nanos: 0 }),
+    };
+    let details = google_rpc::Status {
+        code: Code::Unavailable as i32,
+        message: message.clone(),
+        details: vec![google_rpc::Any {
+            type_url: google_rpc::RETRY_INFO_TYPE_URL.into(),
+            value: retry.encode_to_vec(),
+        }],
+    };
+    Status::with_details(Code::Unavailable, message, details.encode_to_vec().into())
+}
+
+impl OtlpLogsGrpc {
+    fn export_inner(
+        &self,
+        request: &Request<ExportLogsServiceRequest>,
+    ) -> (u16, Result<ExportLogsServiceResponse, Status>) {
+        let state = &self.state;
+        let m = &state.metrics;
+        // gRPC metadata keys are lower case; `MetadataMap::into_headers` would clone, so read it directly.
+        let tenant = match request.metadata().get("x-scope-orgid") {
+            None => Some(state.default_tenant.clone()),
+            Some(v) => v.to_str().ok().map(str::trim).filter(|t| crate::loki::valid_tenant(t)).map(str::to_owned),
+        };
+        let Some(tenant) = tenant else {
+            m.rejected.get_or_create(&RejectLabels { protocol: PROTOCOL, reason: "invalid_tenant" }).inc();
+            return (
+                400,
+                Err(Status::invalid_argument(
+                    "invalid x-scope-orgid: a tenant ID is 1 to 150 characters of [a-zA-Z0-9!_.*'()-]",
+                )),
+            );
+        };
+        match ingest(state, request.get_ref(), &tenant) {
+            Ok(converted) => {
+                m.samples.get_or_create(&ProtocolLabels { protocol: PROTOCOL }).inc_by(converted.records);
+                let partial_success =
+                    (converted.rejected > 0 || !converted.problems.is_empty()).then(|| ExportLogsPartialSuccess {
+                        rejected_log_records: i64::try_from(converted.rejected).unwrap_or(i64::MAX),
+                        error_message: converted.problems.join("; "),
+                    });
+                (200, Ok(ExportLogsServiceResponse { partial_success }))
+            }
+            Err(full) => {
+                m.rejected.get_or_create(&RejectLabels { protocol: PROTOCOL, reason: "buffer_full" }).inc();
+                let message = format!("buffer is full (`buffer.max_bytes` = {} bytes); retry later", full.limit);
+                (503, Err(unavailable(message, state.retry_after_seconds)))
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for OtlpLogsGrpc {
+    async fn export(
+        &self,
+        request: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        let (code, result) = self.export_inner(&request);
+        self.state.metrics.requests.get_or_create(&RequestLabels { protocol: PROTOCOL, code }).inc();
+        result.map(Response::new)
+    }
+}

@@ -1,0 +1,140 @@
+//! `POST /v1/logs` (OTLP/HTTP), answered exactly as `/v1/metrics` is.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http::{HeaderMap, StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use prost::Message;
+
+use super::convert::{Converted, convert};
+use crate::buffer::{BufferFull, LogsBuffer};
+use crate::limits::IngestLimits;
+use crate::otlp::body::{Encoding, OtlpError, decompress, encoding_of, success};
+use crate::telemetry::{IngestMetrics, ProtocolLabels, RejectLabels, RequestLabels};
+
+const PROTOCOL: &str = "otlp_http_logs";
+
+/// Everything the OTLP logs receivers (HTTP and gRPC) need; built once by the binary.
+#[derive(Debug)]
+pub struct OtlpLogsState {
+    pub limits: IngestLimits,
+    pub logs: Arc<LogsBuffer>,
+    pub metrics: IngestMetrics,
+    /// Seconds a client is told to wait when the buffer is full.
+    pub retry_after_seconds: u32,
+    /// Tenant of requests without `X-Scope-OrgID`.
+    pub default_tenant: String,
+    /// Resource attributes that become Loki stream labels (`.` → `_`); `level` is always added.
+    pub stream_label_attributes: Vec<String>,
+}
+
+/// `service.name`, `service.namespace`, `deployment.environment`: few values each, so few streams.
+pub fn default_stream_label_attributes() -> Vec<String> {
+    ["service.name", "service.namespace", "deployment.environment"].map(String::from).to_vec()
+}
+
+pub fn logs_router(state: Arc<OtlpLogsState>) -> Router {
+    Router::new().route("/v1/logs", post(export_logs)).with_state(state)
+}
+
+/// Converts and appends a decoded request: the common part of HTTP and gRPC.
+pub(super) fn ingest(
+    state: &OtlpLogsState,
+    request: &ExportLogsServiceRequest,
+    tenant: &str,
+) -> Result<Converted, BufferFull> {
+    let mut staged = state.logs.staged_rows();
+    let converted = convert(request, tenant, &state.stream_label_attributes, crate::loki::now_ns(), &mut staged);
+    if converted.records > 0 {
+        state.logs.append(&staged)?;
+    }
+    Ok(converted)
+}
+
+async fn read_body(limits: &IngestLimits, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, OtlpError> {
+    let limit = limits.max_body_bytes;
+    if let Some(len) =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+        && len > limit
+    {
+        return Err(OtlpError::BodyTooLarge { size: len, limit });
+    }
+    let raw = match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(OtlpError::BodyTooLarge { size: limit + 1, limit });
+        }
+        Err(e) => return Err(OtlpError::BodyRead(e.to_string())),
+    };
+    decompress(headers, raw, limits)
+}
+
+fn decode(encoding: Encoding, body: &[u8]) -> Result<ExportLogsServiceRequest, OtlpError> {
+    match encoding {
+        Encoding::Protobuf => ExportLogsServiceRequest::decode(body).map_err(|e| OtlpError::Protobuf(e.to_string())),
+        Encoding::Json => serde_json::from_slice(body).map_err(|e| OtlpError::Json(e.to_string())),
+    }
+}
+
+/// 400 for a bad `X-Scope-OrgID`, as a `google.rpc.Status` in the request's encoding (the shared
+/// `OtlpError` has no tenant case).
+fn invalid_tenant(encoding: Encoding) -> Response {
+    const MESSAGE: &str = "invalid X-Scope-OrgID: a tenant ID is 1 to 150 characters of [a-zA-Z0-9!_.*'()-]";
+    let body = match encoding {
+        Encoding::Protobuf => {
+            vigil_proto::google_rpc::Status { code: 3, message: MESSAGE.into(), details: Vec::new() }.encode_to_vec()
+        }
+        Encoding::Json => serde_json::json!({ "code": 3, "message": MESSAGE }).to_string().into_bytes(),
+    };
+    (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, encoding.content_type())], body).into_response()
+}
+
+async fn export_logs(State(state): State<Arc<OtlpLogsState>>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let m = &state.metrics;
+    let response = respond(&state, &headers, body).await;
+    m.requests.get_or_create(&RequestLabels { protocol: PROTOCOL, code: response.status().as_u16() }).inc();
+    m.duration.get_or_create(&ProtocolLabels { protocol: PROTOCOL }).observe(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn respond(state: &OtlpLogsState, headers: &HeaderMap, body: Body) -> Response {
+    let m = &state.metrics;
+    let encoding = encoding_of(headers);
+    let negotiated = encoding.as_ref().ok().copied();
+    if let Some(enc) = negotiated
+        && crate::loki::tenant_of(headers, &state.default_tenant).is_none()
+    {
+        m.rejected.get_or_create(&RejectLabels { protocol: PROTOCOL, reason: "invalid_tenant" }).inc();
+        return invalid_tenant(enc);
+    }
+    let tenant = crate::loki::tenant_of(headers, &state.default_tenant).unwrap_or_default();
+    let result = match encoding {
+        Ok(enc) => match read_body(&state.limits, headers, body).await {
+            Ok(bytes) => decode(enc, &bytes).and_then(|request| {
+                ingest(state, &request, &tenant).map_err(|full| OtlpError::BufferFull { limit: full.limit })
+            }),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(converted) => {
+            m.samples.get_or_create(&ProtocolLabels { protocol: PROTOCOL }).inc_by(converted.records);
+            let message = converted.problems.join("; ");
+            success(negotiated.unwrap_or(Encoding::Protobuf), "rejectedLogRecords", converted.rejected, &message)
+        }
+        Err(e) => {
+            m.rejected.get_or_create(&RejectLabels { protocol: PROTOCOL, reason: e.reason() }).inc();
+            tracing::debug!(reason = e.reason(), error = %e, "OTLP logs request refused.");
+            e.into_response(negotiated, state.retry_after_seconds)
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export`, answering as `otlp/grpc.rs`
+//! does for metrics: bad data is `INVALID_ARGUMENT` (not retried); a full buffer is `UNAVAILABLE` with a
+//! `google.rpc.RetryInfo` detail, which clients retry after the given delay.
+
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+use tonic::codec::CompressionEncoding;
+use tonic::{Code, Request, Response, Status};
+use vigil_proto::google_rpc;
+
+use super::{OtlpTracesState, convert, sink, tenant};
+use crate::telemetry::{ProtocolLabels, RejectLabels, RequestLabels};
+
+const PROTOCOL: &str = "otlp_grpc_traces";
+
+/// The gRPC service, sharing the HTTP receiver's state. `limits.max_decompressed_bytes` caps one decoded
+/// message (tonic's own default of 4 MiB is too small for collectors' batches).
+pub fn traces_service(state: Arc<OtlpTracesState>) -> TraceServiceServer<OtlpTracesGrpc> {
+    let max = usize::try_from(state.limits.max_decompressed_bytes).unwrap_or(usize::MAX);
+    TraceServiceServer::new(OtlpTracesGrpc { state })
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(max)
+}
+
+#[derive(Debug, Clone)]
+pub struct OtlpTracesGrpc {
+    state: Arc<OtlpTracesState>,
+}
+
+fn unavailable(message: String, retry_after_seconds: u32) -> Status {
+    let retry = google_rpc::RetryInfo {
+        retry_delay: Some(google_rpc::Duration { seconds: i64::from(retry_after_seconds), nanos: 0 }),
+    };
+    let details = google_rpc::Status {
+        code: Code::Unavailable as i32,
+        message: message.clone(),
+        details: vec![google_rpc::Any {
+            type_url: google_rpc::RETRY_INFO_TYPE_URL.into(),
+            value: retry.encode_to_vec(),
+        }],
+    };
+    Status::with_details(Code::Unavailable, message, details.encode_to_vec().into())
+}
+
+impl OtlpTracesGrpc {
+    fn export_inner(
+        &self,
+        request: &Request<ExportTraceServiceRequest>,
+    ) -> (u16, Result<ExportTraceServiceResponse, Status>) {
+        let state = &self.state;
+        let m = &state.metrics;
+        let header = request.metadata().get(tenant::HEADER).map(|v| v.as_bytes());
+        let tenant = match tenant::tenant_of(header, &state.default_tenant) {
+            Ok(t) => t,
+            Err(problem) => {
+                m.rejected.get_or_create(&RejectLabels { protocol: PROTOCOL, reason: "invalid_tenant" }).inc();
+                return (400, Err(Status::invalid_argument(format!("invalid x-scope-orgid: {problem}"))));
+            }
+        };
+        let mut converted = convert::convert(request.get_ref(), &tenant);
+        match sink::append(&mut converted, &state.spans) {
+            Ok(spans) => {
+                m.samples.get_or_create(&ProtocolLabels { protocol: PROTOCOL }).inc_by(spans);
+                let partial_success = (converted.rejected_spans > 0 || !converted.problems.is_empty()).then(|| {
+                    ExportTracePartialSuccess {
+                        rejected_spans: i64::try_from(converted.rejected_spans).unwrap_or(i64::MAX),
+                        error_message: converted.problems.join("; "),
+                    }
+                });
+                (200, Ok(ExportTraceServiceResponse { partial_success }))
+            }
+            Err(full) => {
+                m.rejected.get_or_create(&RejectLabels { protocol: PROTOCOL, reason: "buffer_full" }).inc();
+                let message = format!("buffer is full (`buffer.max_bytes` = {} bytes); retry later", full.limit);
+                (503, Err(unavailable(message, state.retry_after_seconds)))
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for OtlpTracesGrpc {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let (code, result) = self.export_inner(&request);
+        // `code` is the HTTP equivalent, so one `requests` family covers both transports.
+        self.state.metrics.requests.get_or_create(&RequestLabels { protocol: PROTOCOL, code }).inc();
+        result.map(Response::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use arrow_array::cast::AsArray;
+
+    use super::*;
+    use crate::buffer::spans::schema::col;
+    use crate::otlp::traces::tests::router::state;
+    use crate::otlp::traces::tests::{SPAN, TRACE, request, span};
+
+    fn call(
+        state: &Arc<OtlpTracesState>,
+        tenant: Option<&str>,
+        spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>,
+    ) -> Result<ExportTraceServiceResponse, Status> {
+        let mut r = Request::new(request(spans));
+        if let Some(t) = tenant {
+            r.metadata_mut().insert(tenant::HEADER, t.parse().unwrap());
+        }
+        OtlpTracesGrpc { state: Arc::clone(state) }.export_inner(&r).1
+    }
+
+    #[test]
+    fn export_takes_the_tenant_from_metadata_and_reports_bad_spans() {
+        let s = state(64 << 20);
+        let response = call(&s, Some("team-g"), vec![span(&TRACE, &SPAN, &[]), span(&TRACE, &SPAN[..4], &[])]).unwrap();
+        let partial = response.partial_success.unwrap();
+        assert_eq!((partial.rejected_spans, partial.error_message.as_str()), (1, "span span_id is 4 bytes, must be 8"));
+        assert_eq!(call(&s, Some("a/b"), vec![span(&TRACE, &SPAN, &[])]).unwrap_err().code(), Code::InvalidArgument);
+        s.spans.seal_all();
+        let tenants: Vec<String> = (0..s.spans.shard_count())
+            .flat_map(|i| s.spans.snapshot(i))
+            .flat_map(|b| {
+                b.spans.column(col::TENANT).as_string::<i32>().iter().flatten().map(str::to_owned).collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(tenants, ["team-g"]);
+    }
+
+    #[test]
+    fn a_full_buffer_is_unavailable_with_retry_info() {
+        let s = state(16);
+        let e = call(&s, None, vec![span(&TRACE, &SPAN, &[])]).unwrap_err();
+        assert_eq!(e.code(), Code::Unavailable);
+        let details = google_rpc::Status::decode(e.details()).unwrap();
+        let retry = google_rpc::RetryInfo::decode(details.details[0].value.as_slice()).unwrap();
+        assert_eq!(retry.retry_delay.unwrap().seconds, 7);
+    }
+}

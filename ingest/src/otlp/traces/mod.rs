@@ -1,0 +1,39 @@
+//! OTLP traces: `POST /v1/traces` (OTLP/HTTP, protobuf or JSON, optionally gzip) and
+//! `opentelemetry.proto.collector.trace.v1.TraceService/Export` (OTLP/gRPC, optionally gzip).
+//!
+//! Each span is checked ([`convert::check_ids`]); a bad one is refused alone and reported in
+//! `partial_success`, the rest enter the spans buffer ([`crate::buffer::SpansBuffer`]) under the request's
+//! tenant (`X-Scope-OrgID`, else the configured default). Only a full buffer refuses a whole request, with
+//! 503 / `UNAVAILABLE` so the client retries.
+
+mod attributes;
+mod convert;
+mod grpc;
+mod http;
+mod sink;
+mod tenant;
+
+use std::sync::Arc;
+
+pub use grpc::{OtlpTracesGrpc, traces_service};
+pub use http::traces_router;
+pub use tenant::validate_tenant;
+
+use crate::buffer::SpansBuffer;
+use crate::limits::IngestLimits;
+use crate::telemetry::IngestMetrics;
+
+/// Everything the traces receivers need; built once by the binary and shared by HTTP and gRPC.
+#[derive(Debug)]
+pub struct OtlpTracesState {
+    pub limits: IngestLimits,
+    pub spans: Arc<SpansBuffer>,
+    pub metrics: IngestMetrics,
+    /// Seconds a client is told to wait when the buffer is full.
+    pub retry_after_seconds: u32,
+    /// Tenant of requests without `X-Scope-OrgID` (check it with [`validate_tenant`]).
+    pub default_tenant: String,
+}
+
+#[cfg(test)]
+mod tests;
