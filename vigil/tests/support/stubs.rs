@@ -1,0 +1,66 @@
+//! Stand-ins for Loki and Tempo (neither can be installed here): HTTP servers on 127.0.0.1 that decode the
+//! real wire formats — Loki's `logproto.PushRequest` in snappy block format, OTLP/HTTP protobuf — and keep
+//! what arrived, with the `X-Scope-OrgID` it came with.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+use vigil_proto::loki::PushRequest;
+
+#[derive(Default)]
+pub struct Received<T> {
+    pub requests: Mutex<Vec<(Option<String>, T)>>,
+}
+
+fn tenant(headers: &HeaderMap) -> Option<String> {
+    headers.get("x-scope-orgid").and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+async fn loki_push(State(rx): State<Arc<Received<PushRequest>>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let Ok(raw) = snap::raw::Decoder::new().decompress_vec(&body) else { return StatusCode::BAD_REQUEST };
+    let Ok(req) = PushRequest::decode(raw.as_slice()) else { return StatusCode::BAD_REQUEST };
+    rx.requests.lock().unwrap().push((tenant(&headers), req));
+    StatusCode::NO_CONTENT
+}
+
+async fn tempo_traces(
+    State(rx): State<Arc<Received<ExportTraceServiceRequest>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, Vec<u8>) {
+    if headers.get("content-type").map(|v| v.as_bytes()) != Some(b"application/x-protobuf") {
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, Vec::new());
+    }
+    let Ok(req) = ExportTraceServiceRequest::decode(body.as_ref()) else {
+        return (StatusCode::BAD_REQUEST, Vec::new());
+    };
+    rx.requests.lock().unwrap().push((tenant(&headers), req));
+    (StatusCode::OK, Vec::new())
+}
+
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+/// A Loki push endpoint; returns what it received and its full push URL.
+pub async fn loki() -> (Arc<Received<PushRequest>>, String) {
+    let rx = Arc::new(Received::default());
+    let url = serve(Router::new().route("/loki/api/v1/push", post(loki_push)).with_state(Arc::clone(&rx))).await;
+    (rx, format!("{url}/loki/api/v1/push"))
+}
+
+/// A Tempo OTLP/HTTP traces endpoint; returns what it received and its full URL.
+pub async fn tempo() -> (Arc<Received<ExportTraceServiceRequest>>, String) {
+    let rx = Arc::new(Received::default());
+    let url = serve(Router::new().route("/v1/traces", post(tempo_traces)).with_state(Arc::clone(&rx))).await;
+    (rx, format!("{url}/v1/traces"))
+}
