@@ -13,5 +13,6 @@ pub mod remote_write;
 mod request_body;
 pub mod series;
 pub mod telemetry;
+pub mod tenant;
 
 pub use protowire::{WireError, put_varint};

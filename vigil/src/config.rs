@@ -158,7 +158,7 @@ impl Config {
                 problems.push(e);
             }
         }
-        if let Err(e) = vigil_ingest::otlp::traces::validate_tenant(&self.tenancy.default_tenant) {
+        if let Err(e) = vigil_ingest::tenant::validate_tenant(&self.tenancy.default_tenant) {
             problems.push(format!("tenancy.default_tenant: {e}"));
         }
         for tempo in &self.forward.tempo {

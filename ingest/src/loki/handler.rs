@@ -9,7 +9,6 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::config::LokiReceiverConfig;
 use super::decode::{Format, decode_content_encoding, decode_json, decode_protobuf, format_of};
@@ -17,6 +16,7 @@ use super::error::LokiError;
 use super::rows::stage;
 use crate::buffer::LogsBuffer;
 use crate::limits::IngestLimits;
+use crate::request_body::{BodyError, read_limited};
 use crate::telemetry::{IngestMetrics, ProtocolLabels, RejectLabels, RequestLabels};
 
 const PROTOCOL: &str = "loki";
@@ -87,18 +87,8 @@ async fn receive(state: &LokiState, headers: &HeaderMap, body: Body) -> Result<u
 }
 
 async fn read_body(limits: &IngestLimits, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, LokiError> {
-    let limit = limits.max_body_bytes;
-    if let Some(len) =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
-        && len > limit
-    {
-        return Err(LokiError::BodyTooLarge { size: len, limit });
-    }
-    match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(LokiError::BodyTooLarge { size: limit + 1, limit })
-        }
-        Err(e) => Err(LokiError::BodyRead(e.to_string())),
-    }
+    read_limited(headers, body, limits.max_body_bytes).await.map_err(|e| match e {
+        BodyError::TooLarge { size, limit } => LokiError::BodyTooLarge { size, limit },
+        BodyError::Read(m) => LokiError::BodyRead(m),
+    })
 }

@@ -21,22 +21,15 @@ pub use handler::{LokiState, router};
 /// The header Loki (and Cortex/Mimir/Tempo) read the tenant from.
 pub const TENANT_HEADER: &str = "X-Scope-OrgID";
 
-/// dskit's tenant ID rule (`tenant.ValidTenantID`): 1 to 150 characters of `[a-zA-Z0-9!_.*'()-]`, not `.`
-/// or `..`. A push naming several tenants (`a|b`) is refused by it too.
+/// dskit's tenant ID rule ([`crate::tenant::validate_tenant`]). A push naming several tenants (`a|b`) is
+/// refused by it too.
 pub fn valid_tenant(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 150
-        && id != "."
-        && id != ".."
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"!-_.*'()".contains(&b))
+    crate::tenant::validate_tenant(id).is_ok()
 }
 
 /// The request's tenant: the header if present (and valid), else the default. `None` for an invalid header.
 pub fn tenant_of(headers: &http::HeaderMap, default: &str) -> Option<String> {
-    match headers.get(TENANT_HEADER) {
-        None => Some(default.to_owned()),
-        Some(v) => v.to_str().ok().map(str::trim).filter(|t| valid_tenant(t)).map(str::to_owned),
-    }
+    crate::tenant::tenant_of(headers.get(TENANT_HEADER).map(|v| v.as_bytes()), default).ok().map(|t| t.to_string())
 }
 
 /// Wall-clock now in unix nanoseconds (the observed timestamp of a line).

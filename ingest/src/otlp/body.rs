@@ -8,6 +8,7 @@ use prost::Message;
 use vigil_proto::google_rpc::Status;
 
 use crate::limits::IngestLimits;
+use crate::request_body::{BodyError, read_limited};
 
 /// The two encodings OTLP/HTTP defines; the answer uses the request's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +120,19 @@ pub(crate) fn encoding_of(headers: &HeaderMap) -> Result<Encoding, OtlpError> {
     } else {
         Err(OtlpError::UnsupportedMediaType(raw.to_owned()))
     }
+}
+
+/// Reads a request body within `limits.max_body_bytes` and undoes its `Content-Encoding`.
+pub(crate) async fn read_body(
+    limits: &IngestLimits,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<bytes::Bytes, OtlpError> {
+    let raw = read_limited(headers, body, limits.max_body_bytes).await.map_err(|e| match e {
+        BodyError::TooLarge { size, limit } => OtlpError::BodyTooLarge { size, limit },
+        BodyError::Read(m) => OtlpError::BodyRead(m),
+    })?;
+    decompress(headers, raw, limits)
 }
 
 /// Undoes `Content-Encoding` (gzip or none) within `limits.max_decompressed_bytes`.

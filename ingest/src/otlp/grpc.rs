@@ -37,7 +37,9 @@ pub struct OtlpGrpc {
     state: Arc<OtlpHttpState>,
 }
 
-fn unavailable(message: String, retry_after_seconds: u32) -> Status {
+/// `UNAVAILABLE` with a `google.rpc.RetryInfo` detail: the answer every OTLP/gRPC service gives when its
+/// buffer is full, so clients come back after `retry_after_seconds`.
+pub(super) fn unavailable(message: String, retry_after_seconds: u32) -> Status {
     let retry = google_rpc::RetryInfo {
         retry_delay: Some(google_rpc::Duration { seconds: i64::from(retry_after_seconds), nanos: 0 }),
     };

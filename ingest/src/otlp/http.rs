@@ -12,11 +12,10 @@ use http::HeaderMap;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use prost::Message;
 
-use super::body::{Encoding, OtlpError, decompress, encoding_of, success};
+use super::body::{Encoding, OtlpError, encoding_of, read_body, success};
 use super::{metrics, sink};
 use crate::buffer::MetricsBuffer;
 use crate::limits::IngestLimits;
-use crate::request_body::{BodyError, read_limited};
 use crate::series::SeriesRegistry;
 use crate::telemetry::{IngestMetrics, ProtocolLabels, RejectLabels, RequestLabels};
 
@@ -37,14 +36,6 @@ pub fn router(state: Arc<OtlpHttpState>) -> Router {
     Router::new().route("/v1/metrics", post(export_metrics)).with_state(state)
 }
 
-async fn read_body(state: &OtlpHttpState, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, OtlpError> {
-    let raw = read_limited(headers, body, state.limits.max_body_bytes).await.map_err(|e| match e {
-        BodyError::TooLarge { size, limit } => OtlpError::BodyTooLarge { size, limit },
-        BodyError::Read(m) => OtlpError::BodyRead(m),
-    })?;
-    decompress(headers, raw, &state.limits)
-}
-
 fn decode_metrics(encoding: Encoding, body: &[u8]) -> Result<ExportMetricsServiceRequest, OtlpError> {
     match encoding {
         Encoding::Protobuf => ExportMetricsServiceRequest::decode(body).map_err(|e| OtlpError::Protobuf(e.to_string())),
@@ -57,7 +48,7 @@ async fn export_metrics(State(state): State<Arc<OtlpHttpState>>, headers: Header
     let encoding = encoding_of(&headers);
     let negotiated = encoding.as_ref().ok().copied();
     let result = match encoding {
-        Ok(enc) => match read_body(&state, &headers, body).await {
+        Ok(enc) => match read_body(&state.limits, &headers, body).await {
             Ok(bytes) => decode_metrics(enc, &bytes).and_then(|request| {
                 sink::append(metrics::convert(&request), &state.limits, &state.series, &state.buffer)
                     .map_err(|full| OtlpError::BufferFull { limit: full.limit })

@@ -7,10 +7,8 @@ use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsS
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
-use prost::Message;
 use tonic::codec::CompressionEncoding;
-use tonic::{Code, Request, Response, Status};
-use vigil_proto::google_rpc;
+use tonic::{Request, Response, Status};
 
 use super::http::{OtlpLogsState, ingest};
 use crate::telemetry::{ProtocolLabels, RejectLabels, RequestLabels};
@@ -30,21 +28,6 @@ pub fn logs_service(state: Arc<OtlpLogsState>) -> LogsServiceServer<OtlpLogsGrpc
 #[derive(Debug, Clone)]
 pub struct OtlpLogsGrpc {
     pub(super) state: Arc<OtlpLogsState>,
-}
-
-fn unavailable(message: String, retry_after_seconds: u32) -> Status {
-    let retry = google_rpc::RetryInfo {
-        retry_delay: Some(google_rpc::Duration { seconds: i64::from(retry_after_seconds), nanos: 0 }),
-    };
-    let details = google_rpc::Status {
-        code: Code::Unavailable as i32,
-        message: message.clone(),
-        details: vec![google_rpc::Any {
-            type_url: google_rpc::RETRY_INFO_TYPE_URL.into(),
-            value: retry.encode_to_vec(),
-        }],
-    };
-    Status::with_details(Code::Unavailable, message, details.encode_to_vec().into())
 }
 
 impl OtlpLogsGrpc {
@@ -81,7 +64,7 @@ impl OtlpLogsGrpc {
             Err(full) => {
                 m.rejected.get_or_create(&RejectLabels { protocol: PROTOCOL, reason: "buffer_full" }).inc();
                 let message = format!("buffer is full (`buffer.max_bytes` = {} bytes); retry later", full.limit);
-                (503, Err(unavailable(message, state.retry_after_seconds)))
+                (503, Err(crate::otlp::grpc::unavailable(message, state.retry_after_seconds)))
             }
         }
     }

@@ -9,14 +9,13 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::{HeaderMap, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use prost::Message;
 
 use super::convert::{Converted, convert};
 use crate::buffer::{BufferFull, LogsBuffer};
 use crate::limits::IngestLimits;
-use crate::otlp::body::{Encoding, OtlpError, decompress, encoding_of, success};
+use crate::otlp::body::{Encoding, OtlpError, encoding_of, read_body, success};
 use crate::telemetry::{IngestMetrics, ProtocolLabels, RejectLabels, RequestLabels};
 
 const PROTOCOL: &str = "otlp_http_logs";
@@ -56,24 +55,6 @@ pub(super) fn ingest(
         state.logs.append(&staged)?;
     }
     Ok(converted)
-}
-
-async fn read_body(limits: &IngestLimits, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, OtlpError> {
-    let limit = limits.max_body_bytes;
-    if let Some(len) =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
-        && len > limit
-    {
-        return Err(OtlpError::BodyTooLarge { size: len, limit });
-    }
-    let raw = match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return Err(OtlpError::BodyTooLarge { size: limit + 1, limit });
-        }
-        Err(e) => return Err(OtlpError::BodyRead(e.to_string())),
-    };
-    decompress(headers, raw, limits)
 }
 
 fn decode(encoding: Encoding, body: &[u8]) -> Result<ExportLogsServiceRequest, OtlpError> {

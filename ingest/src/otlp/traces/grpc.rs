@@ -8,13 +8,12 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{Tra
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use prost::Message;
 use tonic::codec::CompressionEncoding;
-use tonic::{Code, Request, Response, Status};
-use vigil_proto::google_rpc;
+use tonic::{Request, Response, Status};
 
-use super::{OtlpTracesState, convert, sink, tenant};
+use super::{OtlpTracesState, convert, sink};
 use crate::telemetry::{ProtocolLabels, RejectLabels, RequestLabels};
+use crate::tenant;
 
 const PROTOCOL: &str = "otlp_grpc_traces";
 
@@ -31,21 +30,6 @@ pub fn traces_service(state: Arc<OtlpTracesState>) -> TraceServiceServer<OtlpTra
 #[derive(Debug, Clone)]
 pub struct OtlpTracesGrpc {
     state: Arc<OtlpTracesState>,
-}
-
-fn unavailable(message: String, retry_after_seconds: u32) -> Status {
-    let retry = google_rpc::RetryInfo {
-        retry_delay: Some(google_rpc::Duration { seconds: i64::from(retry_after_seconds), nanos: 0 }),
-    };
-    let details = google_rpc::Status {
-        code: Code::Unavailable as i32,
-        message: message.clone(),
-        details: vec![google_rpc::Any {
-            type_url: google_rpc::RETRY_INFO_TYPE_URL.into(),
-            value: retry.encode_to_vec(),
-        }],
-    };
-    Status::with_details(Code::Unavailable, message, details.encode_to_vec().into())
 }
 
 impl OtlpTracesGrpc {
@@ -78,7 +62,7 @@ impl OtlpTracesGrpc {
             Err(full) => {
                 m.rejected.get_or_create(&RejectLabels { protocol: PROTOCOL, reason: "buffer_full" }).inc();
                 let message = format!("buffer is full (`buffer.max_bytes` = {} bytes); retry later", full.limit);
-                (503, Err(unavailable(message, state.retry_after_seconds)))
+                (503, Err(crate::otlp::grpc::unavailable(message, state.retry_after_seconds)))
             }
         }
     }
@@ -102,6 +86,10 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use arrow_array::cast::AsArray;
+
+    use prost::Message;
+    use tonic::Code;
+    use vigil_proto::google_rpc;
 
     use super::*;
     use crate::buffer::spans::schema::col;

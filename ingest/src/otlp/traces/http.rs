@@ -8,40 +8,19 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
-use http::{HeaderMap, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http::HeaderMap;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
-use super::super::body::{Encoding, OtlpError, decompress, encoding_of, success};
-use super::{OtlpTracesState, convert, sink, tenant};
-use crate::limits::IngestLimits;
+use super::super::body::{Encoding, OtlpError, encoding_of, success};
+use super::{OtlpTracesState, convert, sink};
 use crate::telemetry::{ProtocolLabels, RejectLabels, RequestLabels};
+use crate::tenant;
 
 const PROTOCOL: &str = "otlp_http_traces";
 
 pub fn traces_router(state: Arc<OtlpTracesState>) -> Router {
     Router::new().route("/v1/traces", post(export_traces)).with_state(state)
-}
-
-/// The body within `limits.max_body_bytes` (checked on `Content-Length` first, then while reading), then
-/// decompressed within `limits.max_decompressed_bytes`.
-async fn read_body(limits: &IngestLimits, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, OtlpError> {
-    let limit = limits.max_body_bytes;
-    if let Some(len) =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
-        && len > limit
-    {
-        return Err(OtlpError::BodyTooLarge { size: len, limit });
-    }
-    let raw = match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return Err(OtlpError::BodyTooLarge { size: limit + 1, limit });
-        }
-        Err(e) => return Err(OtlpError::BodyRead(e.to_string())),
-    };
-    decompress(headers, raw, limits)
 }
 
 fn decode(encoding: Encoding, body: &[u8]) -> Result<ExportTraceServiceRequest, OtlpError> {
@@ -67,7 +46,7 @@ async fn handle(
 ) -> Result<Accepted, OtlpError> {
     let tenant = tenant::tenant_of(headers.get(tenant::HEADER).map(|v| v.as_bytes()), &state.default_tenant)
         .map_err(OtlpError::InvalidTenant)?;
-    let bytes = read_body(&state.limits, headers, body).await?;
+    let bytes = crate::otlp::body::read_body(&state.limits, headers, body).await?;
     let request = decode(encoding, &bytes)?;
     let mut converted = convert::convert(&request, &tenant);
     let spans =

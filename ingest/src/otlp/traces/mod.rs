@@ -11,13 +11,12 @@ mod convert;
 mod grpc;
 mod http;
 mod sink;
-mod tenant;
 
 use std::sync::Arc;
 
+pub use crate::tenant::validate_tenant;
 pub use grpc::{OtlpTracesGrpc, traces_service};
 pub use http::traces_router;
-pub use tenant::validate_tenant;
 
 use crate::buffer::SpansBuffer;
 use crate::limits::IngestLimits;

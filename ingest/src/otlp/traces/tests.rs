@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use prost::Message;
 
 use super::convert::convert;
-use super::tenant::{tenant_of, validate_tenant};
+use crate::tenant::{tenant_of, validate_tenant};
 
 pub(super) mod router;
 

@@ -1,9 +1,10 @@
-//! The tenant of a request: `X-Scope-OrgID`, as Tempo, Loki and Mimir read it.
+//! The tenant of a request: `X-Scope-OrgID`, as Tempo, Loki and Mimir read it. Every receiver uses these
+//! rules, so a tenant accepted by one signal is accepted by all.
 
 use std::sync::Arc;
 
 /// Header (HTTP) and metadata key (gRPC) naming the tenant.
-pub(crate) const HEADER: &str = "x-scope-orgid";
+pub const HEADER: &str = "x-scope-orgid";
 
 /// Tempo's (dskit's) tenant id rules: at most 150 bytes of `[A-Za-z0-9!-_.*'()]`, not `.` or `..`. Checked
 /// here so a bad id is refused to the sender instead of being dropped later by the backend.
@@ -21,7 +22,7 @@ pub fn validate_tenant(tenant: &str) -> Result<(), String> {
 }
 
 /// The header's tenant, or `default` when the header is absent.
-pub(crate) fn tenant_of(header: Option<&[u8]>, default: &str) -> Result<Arc<str>, String> {
+pub fn tenant_of(header: Option<&[u8]>, default: &str) -> Result<Arc<str>, String> {
     let Some(raw) = header else { return Ok(Arc::from(default)) };
     let tenant = std::str::from_utf8(raw).map_err(|_| "tenant id is not UTF-8".to_owned())?.trim();
     validate_tenant(tenant)?;
