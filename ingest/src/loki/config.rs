@@ -7,8 +7,6 @@ use serde::{Deserialize, Serialize};
 pub struct LokiReceiverConfig {
     /// HTTP path of the receiver.
     pub path: String,
-    /// Tenant of pushes without `X-Scope-OrgID` (Loki without auth uses `fake`).
-    pub default_tenant: String,
     /// Longest log line accepted, in bytes (Loki's `max_line_size`, 256 KiB by default).
     pub max_line_bytes: usize,
     /// Seconds a client is told to wait (`Retry-After`) when the buffer is full.
@@ -17,12 +15,7 @@ pub struct LokiReceiverConfig {
 
 impl Default for LokiReceiverConfig {
     fn default() -> Self {
-        Self {
-            path: "/loki/api/v1/push".into(),
-            default_tenant: "fake".into(),
-            max_line_bytes: 256 << 10,
-            retry_after_seconds: 1,
-        }
+        Self { path: "/loki/api/v1/push".into(), max_line_bytes: 256 << 10, retry_after_seconds: 1 }
     }
 }
 
@@ -30,9 +23,6 @@ impl LokiReceiverConfig {
     pub fn validate(&self) -> Result<(), String> {
         if !self.path.starts_with('/') {
             return Err(format!("loki.path {:?} must start with '/'", self.path));
-        }
-        if !super::valid_tenant(&self.default_tenant) {
-            return Err(format!("loki.default_tenant {:?} is not a valid tenant ID", self.default_tenant));
         }
         if self.max_line_bytes == 0 {
             return Err("loki.max_line_bytes must be > 0".into());

@@ -25,6 +25,9 @@ const PROTOCOL: &str = "loki";
 #[derive(Debug)]
 pub struct LokiState {
     pub config: LokiReceiverConfig,
+    /// Tenant of pushes without `X-Scope-OrgID` (the binary passes `tenancy.default_tenant`: one default
+    /// for every signal).
+    pub default_tenant: String,
     pub limits: IngestLimits,
     pub logs: Arc<LogsBuffer>,
     pub metrics: IngestMetrics,
@@ -65,7 +68,7 @@ async fn push(State(state): State<Arc<LokiState>>, headers: HeaderMap, body: Bod
 async fn receive(state: &LokiState, headers: &HeaderMap, body: Body) -> Result<u64, (u64, LokiError)> {
     let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let format = format_of(header_str(header::CONTENT_TYPE)).map_err(|e| (0, e))?;
-    let tenant = super::tenant_of(headers, &state.config.default_tenant).ok_or((0, LokiError::InvalidTenant))?;
+    let tenant = super::tenant_of(headers, &state.default_tenant).ok_or((0, LokiError::InvalidTenant))?;
     let raw = read_body(&state.limits, headers, body).await.map_err(|e| (0, e))?;
     let body = decode_content_encoding(header_str(header::CONTENT_ENCODING), raw, &state.limits).map_err(|e| (0, e))?;
     let streams = match format {

@@ -4,7 +4,7 @@
 //! `logproto.PushRequest` in raw snappy, or JSON). Validation and status codes follow Loki's distributor:
 //! 204 on success; 400 for bad input (bad streams and lines are refused, the rest kept); 413 above the body
 //! limits; 415 for other content types; 429 with `Retry-After` when the buffer is full. The tenant is
-//! `X-Scope-OrgID`, else `default_tenant` (`fake`, as Loki without auth).
+//! `X-Scope-OrgID`, else the configured default tenant (`tenancy.default_tenant`).
 //!
 //! Lines enter the logs buffer ([`crate::buffer::LogsBuffer`]), one row per line, sharded by stream.
 
