@@ -100,6 +100,7 @@ async fn vigil(script: Vec<(u16, Option<&'static str>)>) -> Vigil {
 
     let push = vigil_ingest::loki::router(Arc::new(LokiState {
         config: LokiReceiverConfig::default(),
+        default_tenant: "fake".into(),
         limits: IngestLimits::default(),
         logs: Arc::clone(&logs),
         metrics: ingest_metrics.clone(),

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use vigil_forward::telemetry::ForwardMetrics;
 use vigil_forward::victoriametrics::{self, ForwarderHandle};
 use vigil_ingest::buffer::{LogsBuffer, MetricsBuffer, SpansBuffer};
-use vigil_ingest::loki::{self, LokiReceiverConfig, LokiState};
+use vigil_ingest::loki::{self, LokiState};
 use vigil_ingest::otlp::logs::OtlpLogsState;
 use vigil_ingest::otlp::traces::{self, OtlpTracesState};
 use vigil_ingest::otlp::{self, OtlpHttpState};
@@ -117,8 +117,8 @@ pub(crate) async fn run(
         stream_label_attributes: otlp::logs::default_stream_label_attributes(),
     });
     let loki_state = Arc::new(LokiState {
-        // One default tenant for every signal.
-        config: LokiReceiverConfig { default_tenant: config.tenancy.default_tenant.clone(), ..config.loki.clone() },
+        config: config.loki.clone(),
+        default_tenant: config.tenancy.default_tenant.clone(),
         limits: config.limits.clone(),
         logs: Arc::clone(&logs),
         metrics: rw_state.metrics.clone(),
