@@ -1,13 +1,17 @@
 //! Vigil's forward stage: exporters that carry buffered data to the backends.
 //!
-//! Each backend kind has its own folder with fixed roles (`config.rs`, `encode.rs`, `client.rs`,
-//! `worker.rs`). Shared pieces: [`retry`] (one classification of send outcomes, backoff with full jitter),
-//! [`http`] (the pooled HTTP client), [`telemetry`] (counters on `/metrics`).
+//! Each backend kind has its own folder with fixed roles: `config.rs`, `encode.rs`, `client.rs` (the
+//! backend's headers and which classification of answers applies), `worker.rs` (the backend's flush step:
+//! sealed batches to requests). Shared pieces: [`batching`] (the per-shard loop: gather, flush, commit),
+//! [`send`] (POST with timeout and retries), [`retry`] (classifications of send outcomes, backoff with full
+//! jitter), [`http`] (the pooled HTTP client), [`telemetry`] (counters on `/metrics`).
 
+mod batching;
 pub mod handle;
 pub mod http;
 pub mod loki;
 pub mod retry;
+mod send;
 pub mod telemetry;
 pub mod tempo;
 pub mod victoriametrics;

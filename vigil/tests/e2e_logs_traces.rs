@@ -109,3 +109,50 @@ async fn sdk_logs_and_traces_over_http_reach_loki_and_tempo() {
 async fn sdk_logs_and_traces_over_grpc_reach_loki_and_tempo() {
     sdk_logs_and_traces_reach_loki_and_tempo("grpc").await;
 }
+
+/// The OTLP/JSON log examples shipped with the OpenTelemetry protocol reach Loki: the string body as the
+/// line, a structured (kvlist) body as JSON, the example's trace and span ids (upper-case hex in the file)
+/// as lower-case structured metadata.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_json_log_examples_reach_loki() {
+    let dir = TempDir::new("logs-examples");
+    let (loki, loki_url) = stubs::loki().await;
+    let vigil = Vigil::start(&dir.0, &["--forward-loki".into(), loki_url]).await;
+    for example in [
+        include_str!("../../ingest/src/otlp/logs/testdata/logs.json"),
+        include_str!("../../ingest/src/otlp/logs/testdata/events.json"),
+    ] {
+        let r = request(
+            "POST",
+            &vigil.url("/v1/logs"),
+            &[("Content-Type", "application/json")],
+            bytes::Bytes::from_static(example.as_bytes()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(!r.text().contains("partialSuccess"), "nothing may be rejected: {}", r.text());
+    }
+    let lines = wait_for("Loki to receive both example records", Duration::from_secs(30), || async {
+        let mut lines = Vec::new();
+        for (_, req) in loki.requests.lock().unwrap().iter() {
+            for stream in &req.streams {
+                for e in &stream.entries {
+                    let md: BTreeMap<_, _> =
+                        e.structured_metadata.iter().map(|p| (p.name.clone(), p.value.clone())).collect();
+                    lines.push((stream.labels.clone(), e.line.clone(), md));
+                }
+            }
+        }
+        (lines.len() >= 2).then_some(lines)
+    })
+    .await;
+    let (labels, _, md) = lines.iter().find(|(_, line, _)| line == "Example log record").expect("the logs.json record");
+    assert!(labels.contains("service_name=\"my.service\""), "{labels}");
+    assert_eq!(md.get("trace_id").map(String::as_str), Some("5b8efff798038103d269b633813fc60c"));
+    assert_eq!(md.get("span_id").map(String::as_str), Some("eee19b7ec3c1b174"));
+    let (_, event, _) =
+        lines.iter().find(|(_, line, _)| line.contains("guidgenerator")).expect("the events.json record");
+    let body: serde_json::Value = serde_json::from_str(event).expect("a structured body is sent as JSON");
+    assert_eq!(body["title"], "Free Online GUID Generator");
+}

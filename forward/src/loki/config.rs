@@ -41,15 +41,7 @@ impl LokiConfig {
 
     /// Pure checks; the returned URI is what the workers use.
     pub fn validate(&self) -> Result<http::Uri, String> {
-        let uri: http::Uri = self.url.parse().map_err(|e| format!("forward.loki url {:?}: {e}", self.url))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => return Err(format!("forward.loki url {:?}: https is not supported yet", self.url)),
-            _ => return Err(format!("forward.loki url {:?} must start with http://", self.url)),
-        }
-        if uri.host().is_none() {
-            return Err(format!("forward.loki url {:?} has no host", self.url));
-        }
+        let uri = crate::http::parse_url("forward.loki", &self.url)?;
         if self.max_lines_per_request == 0 {
             return Err("forward.loki max_lines_per_request must be > 0".into());
         }

@@ -2,11 +2,12 @@
 //! snappy): <https://grafana.com/docs/loki/latest/reference/loki-http-api/#ingest-logs>.
 //!
 //! One worker per logs-buffer shard reads it through a lossless subscription; a stream (tenant + labels)
-//! always lives in one shard, so its lines reach Loki in order. The worker batches sealed batches up to
-//! `max_lines_per_request` or `flush_interval` ([`worker`]), groups lines into streams, one request per
-//! tenant with `X-Scope-OrgID` ([`encode`]), and retries in place until Loki answers ([`client`]): 2xx
-//! delivered; 400 (Loki's answer to bad or too-old lines) dropped and counted; 429 and 5xx retried with
-//! backoff honouring `Retry-After`. Only then does it commit, releasing the batches for eviction.
+//! always lives in one shard, so its lines reach Loki in order. The worker gathers sealed batches up to
+//! `max_lines_per_request` or `flush_interval` ([`crate::batching`]), groups lines into streams, one request
+//! per tenant with `X-Scope-OrgID` ([`encode`], [`worker`]), and retries in place until Loki answers
+//! ([`crate::send`]) by the rules in [`client`]: 2xx delivered; 400 (Loki's answer to bad or too-old lines)
+//! dropped and counted; 429 and 5xx retried with backoff honouring `Retry-After`. Only then does it commit,
+//! releasing the batches for eviction.
 //!
 //! Structured metadata: every key of the row's `attributes` JSON (for Loki-pushed lines, exactly the
 //! structured metadata the client sent; for OTLP lines, the resource and record attributes that did not

@@ -42,15 +42,7 @@ impl TempoConfig {
 
     /// Pure checks; the returned URI is what the worker uses.
     pub fn validate(&self) -> Result<http::Uri, String> {
-        let uri: http::Uri = self.url.parse().map_err(|e| format!("forward.tempo url {:?}: {e}", self.url))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => return Err(format!("forward.tempo url {:?}: https is not supported yet", self.url)),
-            _ => return Err(format!("forward.tempo url {:?} must start with http://", self.url)),
-        }
-        if uri.host().is_none() {
-            return Err(format!("forward.tempo url {:?} has no host", self.url));
-        }
+        let uri = crate::http::parse_url("forward.tempo", &self.url)?;
         if self.max_spans_per_request == 0 {
             return Err("forward.tempo max_spans_per_request must be > 0".into());
         }

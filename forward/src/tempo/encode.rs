@@ -114,6 +114,22 @@ fn field_len(len: usize) -> usize {
     1 + encoded_len_varint(len as u64) + len
 }
 
+/// The request gathered for `tenant`, added on the tenant's first row. Tenants stay in order of first
+/// appearance; there are a handful per shard, so a linear search is enough.
+pub(crate) fn request_for<'v, 'a>(
+    tenants: &'v mut Vec<(&'a str, TenantRequest<'a>)>,
+    tenant: &'a str,
+) -> &'v mut TenantRequest<'a> {
+    let i = match tenants.iter().position(|(t, _)| *t == tenant) {
+        Some(i) => i,
+        None => {
+            tenants.push((tenant, TenantRequest::default()));
+            tenants.len() - 1
+        }
+    };
+    &mut tenants[i].1
+}
+
 /// One tenant's request, as [`encode_export_requests`] builds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedRequest {
@@ -130,15 +146,7 @@ pub fn encode_export_requests(batches: &[Arc<SealedSpans>]) -> Vec<EncodedReques
     for batch in batches {
         let Some(cols) = Columns::of(&batch.spans) else { continue };
         for row in 0..batch.spans.num_rows() {
-            let tenant = cols.tenant(row);
-            let i = match order.iter().position(|(t, _)| *t == tenant) {
-                Some(i) => i,
-                None => {
-                    order.push((tenant, TenantRequest::default()));
-                    order.len() - 1
-                }
-            };
-            order[i].1.push(cols.resource_scope(row), cols.span(row));
+            request_for(&mut order, cols.tenant(row)).push(cols.resource_scope(row), cols.span(row));
         }
     }
     order

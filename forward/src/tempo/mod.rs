@@ -7,9 +7,10 @@
 //! ([`crate::retry::classify_otlp`]).
 //!
 //! One worker per spans-buffer shard reads it through a lossless subscription (a trace lives in one shard,
-//! so its spans leave together). It batches up to `max_spans_per_request` or `flush_interval` ([`worker`]),
-//! builds one `ExportTraceServiceRequest` per tenant from the rows' stored span and resource bytes
-//! ([`encode`]), sends it and retries in place ([`client`]); only then does it commit, releasing the batches.
+//! so its spans leave together). It gathers sealed batches up to `max_spans_per_request` or `flush_interval`
+//! ([`crate::batching`]), builds one `ExportTraceServiceRequest` per tenant from the rows' stored span and
+//! resource bytes ([`encode`], [`worker`]), sends it with the OTLP headers and classification ([`client`])
+//! and retries in place ([`crate::send`]); only then does it commit, releasing the batches.
 
 mod client;
 mod config;

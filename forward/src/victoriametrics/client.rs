@@ -1,67 +1,19 @@
-//! Sending one encoded request, with retries in place until the backend answers for good.
+//! How a request to a remote-write receiver looks: its headers and how its answers are read. Sending and
+//! retrying are shared ([`crate::send`]).
 
-use std::time::{Duration, Instant};
+use http::{HeaderMap, HeaderName, HeaderValue, header};
 
-use bytes::Bytes;
-use http::{Method, Request, Uri, header};
-use http_body_util::{BodyExt, Full, Limited};
+use crate::retry::classify_remote_write;
+use crate::send::Classify;
 
-use crate::http::HttpClient;
-use crate::retry::{Backoff, SendOutcome, classify_remote_write};
+/// Remote write 1.0 rules: 400, 409 and 415 dropped, everything else retried.
+pub(super) const CLASSIFY: Classify = classify_remote_write;
 
-/// One attempt: POST the snappy body, read at most 64 KiB of the answer, classify.
-pub(super) async fn post_once(client: &HttpClient, uri: &Uri, body: Bytes, timeout: Duration) -> SendOutcome {
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri(uri.clone())
-        .header(header::CONTENT_TYPE, "application/x-protobuf")
-        .header(header::CONTENT_ENCODING, "snappy")
-        .header(header::USER_AGENT, concat!("vigil/", env!("CARGO_PKG_VERSION")))
-        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-        .body(Full::new(body));
-    let request = match request {
-        Ok(r) => r,
-        Err(e) => return SendOutcome::Rejected { status: 0, message: format!("building request: {e}") },
-    };
-    let exchange = async {
-        let response = client.request(request).await.map_err(|e| format!("connection: {e}"))?;
-        let (parts, body) = response.into_parts();
-        let body = Limited::new(body, 64 * 1024).collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-        Ok::<_, String>((parts, body))
-    };
-    match tokio::time::timeout(timeout, exchange).await {
-        Ok(Ok((parts, body))) => classify_remote_write(parts.status, &parts.headers, &body),
-        Ok(Err(reason)) => SendOutcome::Retry { reason, after: None },
-        Err(_) => SendOutcome::Retry { reason: format!("no answer within {timeout:?}"), after: None },
-    }
-}
-
-/// The final fate of a request after retries.
-pub(super) enum Fate {
-    Delivered { took: Duration },
-    Rejected { status: u16, message: String },
-}
-
-/// Sends until delivered or rejected for good. `on_retry` is told about each failed attempt.
-pub(super) async fn send_with_retries(
-    client: &HttpClient,
-    uri: &Uri,
-    body: Bytes,
-    timeout: Duration,
-    backoff: &mut Backoff,
-    mut on_retry: impl FnMut(&str, Duration),
-) -> Fate {
-    backoff.reset();
-    loop {
-        let started = Instant::now();
-        match post_once(client, uri, body.clone(), timeout).await {
-            SendOutcome::Delivered => return Fate::Delivered { took: started.elapsed() },
-            SendOutcome::Rejected { status, message } => return Fate::Rejected { status, message },
-            SendOutcome::Retry { reason, after } => {
-                let wait = backoff.next_delay(after);
-                on_retry(&reason, wait);
-                tokio::time::sleep(wait).await;
-            }
-        }
-    }
+/// The same for every request: snappy-compressed protobuf, remote write 1.0.
+pub(super) fn headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"));
+    headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("snappy"));
+    headers.insert(HeaderName::from_static("x-prometheus-remote-write-version"), HeaderValue::from_static("0.1.0"));
+    headers
 }

@@ -4,10 +4,12 @@
 //! <https://prometheus.io/docs/specs/prw/remote_write_spec/>.
 //!
 //! One worker per buffer shard and URL reads the shard through a lossless subscription, so a series (which
-//! always lives in one shard) is delivered in order. The worker batches sealed batches up to
-//! `max_samples_per_request` or `flush_interval` ([`worker`]), encodes them ([`encode`]), sends them and
-//! retries in place until the backend answers ([`client`]); only then does it commit, releasing the batches
-//! for eviction. A backend that stays down therefore fills the buffer, and receivers answer 429.
+//! always lives in one shard) is delivered in order. The worker gathers sealed batches up to
+//! `max_samples_per_request` or `flush_interval` ([`crate::batching`]), encodes them ([`encode`]) into
+//! requests of at most `max_samples_per_request` rows ([`worker`]), sends them with the remote-write headers
+//! and classification ([`client`]) and retries in place until the backend answers ([`crate::send`]); only
+//! then does it commit, releasing the batches for eviction. A backend that stays down therefore fills the
+//! buffer, and receivers answer 429.
 
 mod client;
 mod config;

@@ -1,21 +1,21 @@
-//! The per-shard loop: read sealed batches, batch them into requests, deliver, commit.
+//! The metrics flush step: encode sealed batches into remote-write requests, compress, deliver. The
+//! per-shard loop around it (gathering, flush deadline, commit) is [`crate::batching`].
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::Uri;
-use tokio::time::Instant;
-use vigil_ingest::buffer::{MetricsBuffer, Next, SealedBatch, Subscription, SubscriptionMode};
+use http::{HeaderMap, Uri};
+use vigil_ingest::buffer::{MetricsBuffer, SealedBatch};
 use vigil_ingest::series::SeriesRegistry;
 
-use super::client::{Fate, send_with_retries};
+use super::client::{CLASSIFY, headers};
 use super::config::VictoriaMetricsConfig;
 use super::encode::{EncodedCounts, encode_exemplars, encode_histograms, encode_samples};
+use crate::batching::{self, Flush, Limits};
 use crate::handle::ForwarderHandle;
 use crate::http::HttpClient;
-use crate::redact_url;
-use crate::retry::Backoff;
-use crate::telemetry::{BackendLabels, ForwardMetrics, OutcomeLabels};
+use crate::send::{Fate, Sender};
+use crate::telemetry::ForwardMetrics;
 
 const BACKEND: &str = "victoriametrics";
 
@@ -29,41 +29,24 @@ pub fn spawn(
     client: HttpClient,
     metrics: ForwardMetrics,
 ) -> ForwarderHandle {
-    let url = redact_url(&uri);
-    let tasks = (0..buffer.shard_count())
-        .map(|shard| {
-            let worker = Worker {
-                sub: buffer.subscribe(shard, SubscriptionMode::Lossless),
-                registry: Arc::clone(&registry),
-                client: client.clone(),
-                uri: uri.clone(),
-                config: config.clone(),
-                metrics: metrics.clone(),
-                labels: BackendLabels { backend: BACKEND, url: url.clone() },
-                backoff: Backoff::new(config.backoff.clone()),
-                pending: Vec::new(),
-                pending_rows: 0,
-                raw: Vec::new(),
-                compressed: Vec::new(),
-                snappy: snap::raw::Encoder::new(),
-            };
-            tokio::spawn(worker.run())
-        })
-        .collect();
-    ForwarderHandle::new(url, tasks)
+    let sender = Sender::new(BACKEND, client, uri, config.request_timeout, config.backoff.clone(), CLASSIFY, metrics);
+    let limits = Limits { max_rows: config.max_samples_per_request, flush_interval: config.flush_interval };
+    batching::spawn(buffer, sender.labels(), limits, || Flusher {
+        sender: sender.clone(),
+        registry: Arc::clone(&registry),
+        max_samples_per_request: config.max_samples_per_request,
+        headers: headers(),
+        raw: Vec::new(),
+        compressed: Vec::new(),
+        snappy: snap::raw::Encoder::new(),
+    })
 }
 
-struct Worker {
-    sub: Subscription,
+struct Flusher {
+    sender: Sender,
     registry: Arc<SeriesRegistry>,
-    client: HttpClient,
-    uri: Uri,
-    config: VictoriaMetricsConfig,
-    metrics: ForwardMetrics,
-    labels: BackendLabels,
-    backoff: Backoff,
-    pending: Vec<Arc<SealedBatch>>,
-    pending_rows: usize,
+    max_samples_per_request: usize,
+    headers: HeaderMap,
     /// Reused for every request's uncompressed protobuf.
     raw: Vec<u8>,
     /// Reused for every request's snappy output: a fresh zeroed buffer per request (`compress_vec`) showed
@@ -72,53 +55,14 @@ struct Worker {
     snappy: snap::raw::Encoder,
 }
 
-impl Worker {
-    async fn run(mut self) {
-        let mut deadline: Option<Instant> = None;
-        loop {
-            let next = match deadline {
-                Some(d) => tokio::select! {
-                    n = self.sub.next() => Some(n),
-                    () = tokio::time::sleep_until(d) => None,
-                },
-                None => Some(self.sub.next().await),
-            };
-            match next {
-                None => {
-                    self.flush().await;
-                    deadline = None;
-                }
-                Some(Next::Batch(batch)) => {
-                    self.pending_rows += batch.sample_count() + batch.exemplar_count() + batch.histogram_count();
-                    self.pending.push(batch);
-                    if self.pending_rows >= self.config.max_samples_per_request {
-                        self.flush().await;
-                        deadline = None;
-                    } else if deadline.is_none() {
-                        deadline = Some(Instant::now() + self.config.flush_interval);
-                    }
-                }
-                Some(Next::Lagged(n)) => {
-                    tracing::error!(url = %self.labels.url, batches = n, "Forwarder was overtaken by eviction; this is a bug.");
-                }
-                Some(Next::Closed) => {
-                    self.flush().await;
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Sends everything pending, in requests of at most `max_samples_per_request` rows, then commits.
-    async fn flush(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let max = self.config.max_samples_per_request;
-        let batches = std::mem::take(&mut self.pending);
+impl Flush<SealedBatch> for Flusher {
+    /// Sends `batches` in requests of at most `max_samples_per_request` rows, splitting a batch where a
+    /// request fills up.
+    async fn flush(&mut self, batches: &[Arc<SealedBatch>]) {
+        let max = self.max_samples_per_request;
         let mut counts = EncodedCounts::default();
         self.raw.clear();
-        for batch in &batches {
+        for batch in batches {
             let rows = batch.samples.num_rows();
             let mut start = 0;
             while start < rows {
@@ -138,15 +82,16 @@ impl Worker {
             }
         }
         self.send(&mut counts).await;
-        self.pending_rows = 0;
-        self.sub.commit();
     }
+}
 
+impl Flusher {
     /// Compresses and delivers what `raw` holds, then clears it.
     async fn send(&mut self, counts: &mut EncodedCounts) {
+        let url = &self.sender.labels().url;
         if counts.unknown_series > 0 {
-            tracing::error!(url = %self.labels.url, rows = counts.unknown_series, "Rows of unknown series were not forwarded; this is a bug.");
-            self.metrics.dropped_samples.get_or_create(&self.labels).inc_by(counts.unknown_series);
+            tracing::error!(url = %url, rows = counts.unknown_series, "Rows of unknown series were not forwarded; this is a bug.");
+            self.sender.count_dropped(counts.unknown_series);
         }
         if self.raw.is_empty() {
             *counts = EncodedCounts::default();
@@ -159,35 +104,21 @@ impl Worker {
         let body = match self.snappy.compress(&self.raw, &mut self.compressed) {
             Ok(n) => Bytes::copy_from_slice(&self.compressed[..n]),
             Err(e) => {
-                tracing::error!(url = %self.labels.url, error = %e, "Snappy compression failed; this is a bug.");
+                tracing::error!(url = %url, error = %e, "Snappy compression failed; this is a bug.");
                 Bytes::new()
             }
         };
         self.raw.clear();
-        let (url, metrics) = (&self.labels.url, &self.metrics);
-        let fate = send_with_retries(&self.client, &self.uri, body, self.config.request_timeout, &mut self.backoff, |reason, wait| {
-            metrics.requests.get_or_create(&OutcomeLabels { backend: BACKEND, url: url.clone(), outcome: "retry" }).inc();
-            tracing::warn!(url = %url, reason, wait_ms = wait.as_millis() as u64, "Backend did not take the request; retrying.");
-        })
-        .await;
-        match fate {
-            Fate::Delivered { took } => {
-                let m = &self.metrics;
-                m.requests
-                    .get_or_create(&OutcomeLabels { backend: BACKEND, url: url.clone(), outcome: "delivered" })
-                    .inc();
-                m.samples.get_or_create(&self.labels).inc_by(counts.samples);
-                m.exemplars.get_or_create(&self.labels).inc_by(counts.exemplars);
-                m.histograms.get_or_create(&self.labels).inc_by(counts.histograms);
-                m.duration.get_or_create(&self.labels).observe(took.as_secs_f64());
+        match self.sender.send(&self.headers, None, body).await {
+            Fate::Delivered { .. } => {
+                let (m, labels) = (self.sender.metrics(), self.sender.labels());
+                m.samples.get_or_create(labels).inc_by(counts.samples);
+                m.exemplars.get_or_create(labels).inc_by(counts.exemplars);
+                m.histograms.get_or_create(labels).inc_by(counts.histograms);
             }
             Fate::Rejected { status, message } => {
-                let m = &self.metrics;
-                m.requests
-                    .get_or_create(&OutcomeLabels { backend: BACKEND, url: url.clone(), outcome: "rejected" })
-                    .inc();
-                m.dropped_samples.get_or_create(&self.labels).inc_by(counts.samples + counts.histograms);
-                tracing::warn!(url = %url, status, message, samples = counts.samples, "Backend rejected a request for good; its samples are dropped.");
+                self.sender.count_dropped(counts.samples + counts.histograms);
+                tracing::warn!(url = %self.sender.labels().url, status, message, samples = counts.samples, "Backend rejected a request for good; its samples are dropped.");
             }
         }
         *counts = EncodedCounts::default();
