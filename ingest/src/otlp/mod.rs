@@ -5,6 +5,7 @@
 //! Prometheus series ([`metrics`], per the OpenTelemetry-to-Prometheus compatibility rules) and enter the
 //! same buffer and forwarders as remote write.
 
+mod any_value;
 mod body;
 mod grpc;
 mod http;

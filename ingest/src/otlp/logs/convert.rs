@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use crate::buffer::Staged;
 use crate::buffer::logs::{LogRow, LogsShardRows};
 use crate::loki::labels;
+use crate::otlp::any_value::value_json;
 
 /// What was staged, and what was refused with why (for `partial_success`).
 #[derive(Debug, Default)]
@@ -40,7 +41,7 @@ pub(crate) fn convert(
                     stream.push((labels::sanitize_name(&kv.key), v));
                 }
             } else {
-                rest.insert(kv.key.clone(), kv.value.as_ref().map_or(Value::Null, json));
+                rest.insert(kv.key.clone(), value_json(kv.value.as_ref()));
             }
         }
         let service =
@@ -83,7 +84,7 @@ pub(crate) fn convert(
             };
             let mut attributes = rest.clone();
             for kv in &record.attributes {
-                attributes.insert(kv.key.clone(), kv.value.as_ref().map_or(Value::Null, json));
+                attributes.insert(kv.key.clone(), value_json(kv.value.as_ref()));
             }
             let observed = nanos(record.observed_time_unix_nano).unwrap_or(now_ns);
             staged.push(LogRow {
@@ -150,50 +151,11 @@ fn text(v: &AnyValue) -> String {
     match &v.value {
         Some(any_value::Value::StringValue(s)) => s.clone(),
         None => String::new(),
-        Some(_) => json(v).to_string(),
+        Some(_) => value_json(Some(v)).to_string(),
     }
-}
-
-/// A value as JSON, as the OTLP/JSON mapping writes it (bytes as base64).
-fn json(v: &AnyValue) -> Value {
-    use any_value::Value as V;
-    match &v.value {
-        None => Value::Null,
-        Some(V::StringValue(s)) => Value::String(s.clone()),
-        Some(V::BoolValue(b)) => Value::Bool(*b),
-        Some(V::IntValue(i)) => Value::from(*i),
-        // NaN and infinities have no JSON number; keep their names.
-        Some(V::DoubleValue(d)) => {
-            serde_json::Number::from_f64(*d).map_or_else(|| Value::String(d.to_string()), Value::Number)
-        }
-        Some(V::ArrayValue(a)) => Value::Array(a.values.iter().map(json).collect()),
-        Some(V::KvlistValue(kv)) => Value::Object(
-            kv.values.iter().map(|kv| (kv.key.clone(), kv.value.as_ref().map_or(Value::Null, json))).collect(),
-        ),
-        Some(V::BytesValue(b)) => Value::String(base64(b)),
-        // An index into a profiles string table: meaningless outside a profile.
-        Some(V::StringValueStrindex(_)) => Value::Null,
-    }
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
 pub(crate) fn base64_for_tests(bytes: &[u8]) -> String {
-    base64(bytes)
+    crate::otlp::any_value::base64(bytes)
 }

@@ -121,7 +121,7 @@ pub(super) fn value_text(value: Option<&AnyValue>) -> String {
         Some(Value::BoolValue(b)) => b.to_string(),
         Some(Value::IntValue(i)) => i.to_string(),
         Some(Value::DoubleValue(d)) => js_number(*d),
-        Some(Value::BytesValue(bytes)) => base64(bytes),
+        Some(Value::BytesValue(bytes)) => crate::otlp::any_value::base64(bytes),
         Some(Value::ArrayValue(_) | Value::KvlistValue(_)) => {
             let mut out = String::new();
             write_json(&mut out, value);
@@ -174,7 +174,7 @@ fn write_json(out: &mut String, value: Option<&AnyValue>) {
         // JSON has no NaN or infinities.
         Some(Value::DoubleValue(d)) if !d.is_finite() => out.push_str("null"),
         Some(Value::DoubleValue(d)) => out.push_str(&js_number(*d)),
-        Some(Value::BytesValue(bytes)) => write_json_string(out, &base64(bytes)),
+        Some(Value::BytesValue(bytes)) => write_json_string(out, &crate::otlp::any_value::base64(bytes)),
         Some(Value::ArrayValue(array)) => {
             out.push('[');
             for (i, item) in array.values.iter().enumerate() {
@@ -216,24 +216,6 @@ fn write_json_string(out: &mut String, s: &str) {
             c => out.push(c),
         }
     }
-}
-
-/// Standard base64 with padding (what Go's `base64.StdEncoding` and pdata use for bytes).
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Lower-case hex, as Prometheus writes exemplar trace and span ids.

@@ -8,8 +8,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
-use super::attributes::attributes_json;
 use crate::buffer::spans::SpanRow;
+use crate::otlp::any_value::attributes_json;
 
 /// The rows kept, and what was refused with why (for `partial_success`).
 #[derive(Debug, Default)]

@@ -6,7 +6,6 @@
 //! tenant (`X-Scope-OrgID`, else the configured default). Only a full buffer refuses a whole request, with
 //! 503 / `UNAVAILABLE` so the client retries.
 
-mod attributes;
 mod convert;
 mod grpc;
 mod http;

@@ -1,4 +1,5 @@
-//! OTLP attributes → a JSON object, for the `attributes` column.
+//! OTLP values and attributes → JSON, for the `attributes` columns of logs and spans and for structured log
+//! bodies.
 //!
 //! Values keep their OTLP/JSON shapes where JSON has one (strings, booleans, numbers, arrays, maps), so a
 //! query reads them naturally. Bytes are standard base64 as in OTLP/JSON; a float JSON cannot hold (NaN,
@@ -14,10 +15,11 @@ pub(crate) fn attributes_json(attributes: &[KeyValue]) -> String {
 }
 
 fn object(attributes: &[KeyValue]) -> Map<String, Value> {
-    attributes.iter().map(|kv| (kv.key.clone(), value(kv.value.as_ref()))).collect()
+    attributes.iter().map(|kv| (kv.key.clone(), value_json(kv.value.as_ref()))).collect()
 }
 
-fn value(v: Option<&AnyValue>) -> Value {
+/// One value as JSON.
+pub(crate) fn value_json(v: Option<&AnyValue>) -> Value {
     match v.and_then(|v| v.value.as_ref()) {
         Some(Otlp::StringValue(s)) => Value::String(s.clone()),
         Some(Otlp::BoolValue(b)) => Value::Bool(*b),
@@ -29,28 +31,17 @@ fn value(v: Option<&AnyValue>) -> Value {
             None => Value::String("-Infinity".into()),
         },
         Some(Otlp::BytesValue(b)) => Value::String(base64(b)),
-        Some(Otlp::ArrayValue(a)) => Value::Array(a.values.iter().map(|v| value(Some(v))).collect()),
+        Some(Otlp::ArrayValue(a)) => Value::Array(a.values.iter().map(|v| value_json(Some(v))).collect()),
         Some(Otlp::KvlistValue(l)) => Value::Object(object(&l.values)),
-        // A string-table index only means something inside a profiles dictionary; spans have none.
+        // A string-table index only means something inside a profiles dictionary; logs and spans have none.
         Some(Otlp::StringValueStrindex(_)) | None => Value::Null,
     }
 }
 
-/// Standard base64 with padding (RFC 4648 §4).
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+/// Standard base64 with padding (RFC 4648 §4), as OTLP/JSON writes bytes.
+pub(crate) fn base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 #[cfg(test)]
