@@ -100,6 +100,8 @@ pub(crate) async fn run(
         buffer: Arc::clone(&buffer),
         metrics: rw_state.metrics.clone(),
         retry_after_seconds: config.remote_write.retry_after_seconds,
+        // One running total per delta stream; bounded like the series registry, a fraction of it.
+        deltas: otlp::DeltaToCumulative::new((config.series.max_series / 10).max(10_000) as usize),
     });
     let traces_state = Arc::new(OtlpTracesState {
         limits: config.limits.clone(),

@@ -62,7 +62,7 @@ impl MetricsService for OtlpGrpc {
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
         let state = &self.state;
         let m = &state.metrics;
-        let converted = metrics::convert(request.get_ref());
+        let converted = metrics::convert_with_deltas(request.into_inner(), &state.deltas);
         let result = sink::append(converted, &state.limits, &state.series, &state.buffer);
         let (code, response) = match result {
             Ok(appended) => {

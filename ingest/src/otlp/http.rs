@@ -30,6 +30,8 @@ pub struct OtlpHttpState {
     pub metrics: IngestMetrics,
     /// Seconds a client is told to wait when the buffer is full.
     pub retry_after_seconds: u32,
+    /// Running totals that turn delta metrics into cumulative series (shared with OTLP/gRPC).
+    pub deltas: super::DeltaToCumulative,
 }
 
 pub fn router(state: Arc<OtlpHttpState>) -> Router {
@@ -50,8 +52,13 @@ async fn export_metrics(State(state): State<Arc<OtlpHttpState>>, headers: Header
     let result = match encoding {
         Ok(enc) => match read_body(&state.limits, &headers, body).await {
             Ok(bytes) => decode_metrics(enc, &bytes).and_then(|request| {
-                sink::append(metrics::convert(&request), &state.limits, &state.series, &state.buffer)
-                    .map_err(|full| OtlpError::BufferFull { limit: full.limit })
+                sink::append(
+                    metrics::convert_with_deltas(request, &state.deltas),
+                    &state.limits,
+                    &state.series,
+                    &state.buffer,
+                )
+                .map_err(|full| OtlpError::BufferFull { limit: full.limit })
             }),
             Err(e) => Err(e),
         },

@@ -16,3 +16,4 @@ pub mod traces;
 
 pub use grpc::{OtlpGrpc, metrics_service};
 pub use http::{OtlpHttpState, router};
+pub use metrics::DeltaToCumulative;

@@ -1,4 +1,4 @@
-//! Stand-ins for Loki and Tempo (neither can be installed here): HTTP servers on 127.0.0.1 that decode the
+//! Stand-ins for Loki and Tempo (neither can be installed here), and a remote-write receiver: HTTP servers on 127.0.0.1 that decode the
 //! real wire formats — Loki's `logproto.PushRequest` in snappy block format, OTLP/HTTP protobuf — and keep
 //! what arrived, with the `X-Scope-OrgID` it came with.
 
@@ -12,6 +12,7 @@ use axum::routing::post;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use vigil_proto::loki::PushRequest;
+use vigil_proto::prometheus::WriteRequest;
 
 #[derive(Default)]
 pub struct Received<T> {
@@ -44,6 +45,13 @@ async fn tempo_traces(
     (StatusCode::OK, Vec::new())
 }
 
+async fn remote_write_receive(State(rx): State<Arc<Received<WriteRequest>>>, body: Bytes) -> StatusCode {
+    let Ok(raw) = snap::raw::Decoder::new().decompress_vec(&body) else { return StatusCode::BAD_REQUEST };
+    let Ok(req) = WriteRequest::decode(raw.as_slice()) else { return StatusCode::BAD_REQUEST };
+    rx.requests.lock().unwrap().push((None, req));
+    StatusCode::NO_CONTENT
+}
+
 async fn serve(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -63,4 +71,12 @@ pub async fn tempo() -> (Arc<Received<ExportTraceServiceRequest>>, String) {
     let rx = Arc::new(Received::default());
     let url = serve(Router::new().route("/v1/traces", post(tempo_traces)).with_state(Arc::clone(&rx))).await;
     (rx, format!("{url}/v1/traces"))
+}
+
+/// A remote-write 1.0 receiver (for data VictoriaMetrics would not keep, such as samples older than its
+/// retention); returns what it received and its full URL.
+pub async fn remote_write() -> (Arc<Received<WriteRequest>>, String) {
+    let rx = Arc::new(Received::default());
+    let url = serve(Router::new().route("/api/v1/write", post(remote_write_receive)).with_state(Arc::clone(&rx))).await;
+    (rx, format!("{url}/api/v1/write"))
 }

@@ -13,18 +13,22 @@
 //! - `exemplars`: exemplars with `trace_id`/`span_id`;
 //! - `sink`: grouping samples into series, counting rejected points.
 //!
-//! Not done: delta temporality (rejected, not accumulated), `_created` series, `otel_scope_info`, scope
+//! Delta sums and histograms are accumulated into cumulative ones first (`delta`); delta exponential
+//! histograms are rejected. Not done: `_created` series, `otel_scope_info`, scope
 //! attributes and schema URL as labels, `prometheus.type` metadata (info, stateset), and
 //! histograms as native histograms with custom buckets.
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 
 mod convert;
+mod delta;
 mod exemplars;
 mod labels;
 mod names;
 mod native;
 mod sink;
+
+pub use delta::DeltaToCumulative;
 #[cfg(test)]
 mod tests;
 
@@ -61,6 +65,16 @@ pub(crate) struct Converted {
 
 /// Converts every metric of the request. Never fails as a whole: what cannot be converted is counted in
 /// `rejected_points` and explained in `problems`, the rest is returned.
+/// Turns delta sums and histograms into cumulative ones (keeping running totals in `deltas`), then
+/// converts. Points that could not be accumulated are counted as rejected with their reason.
+pub(crate) fn convert_with_deltas(mut request: ExportMetricsServiceRequest, deltas: &DeltaToCumulative) -> Converted {
+    let refused = deltas.accumulate(&mut request);
+    let mut converted = convert(&request);
+    converted.rejected_points += refused.points;
+    converted.problems.extend(refused.problems);
+    converted
+}
+
 pub(crate) fn convert(request: &ExportMetricsServiceRequest) -> Converted {
     let mut sink = sink::Sink::default();
     for resource_metrics in &request.resource_metrics {

@@ -20,6 +20,7 @@ use super::labels::{label_name, value_text};
 use super::names::{Kind, metric_name};
 use super::{Converted, PromExemplar, PromSeries, STALE_NAN_BITS, convert};
 
+mod delta;
 mod example;
 mod histograms;
 mod names;
