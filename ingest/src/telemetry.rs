@@ -7,7 +7,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::buffer::MetricsBuffer;
+use crate::buffer::table::OpenTable;
+use crate::buffer::{ColumnarBuffer, MetricsBuffer};
 use crate::series::SeriesRegistry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -19,6 +20,11 @@ pub struct ProtocolLabels {
 pub struct RequestLabels {
     pub protocol: &'static str,
     pub code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SignalLabels {
+    pub signal: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -35,12 +41,12 @@ pub struct IngestMetrics {
     pub exemplars: Family<ProtocolLabels, Counter>,
     pub histograms: Family<ProtocolLabels, Counter>,
     pub duration: Family<ProtocolLabels, Histogram>,
-    buffer_bytes: Gauge,
-    buffer_max_bytes: Gauge,
-    buffer_sealed: Gauge,
-    buffer_evicted: Gauge,
-    buffer_evicted_rows: Gauge,
-    buffer_rejected: Gauge,
+    buffer_bytes: Family<SignalLabels, Gauge>,
+    buffer_max_bytes: Family<SignalLabels, Gauge>,
+    buffer_sealed: Family<SignalLabels, Gauge>,
+    buffer_evicted: Family<SignalLabels, Gauge>,
+    buffer_evicted_rows: Family<SignalLabels, Gauge>,
+    buffer_rejected: Family<SignalLabels, Gauge>,
     active_series: Gauge,
     registry_bytes: Gauge,
 }
@@ -54,12 +60,12 @@ impl IngestMetrics {
             exemplars: Family::default(),
             histograms: Family::default(),
             duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_25, 2.0, 16))),
-            buffer_bytes: Gauge::default(),
-            buffer_max_bytes: Gauge::default(),
-            buffer_sealed: Gauge::default(),
-            buffer_evicted: Gauge::default(),
-            buffer_evicted_rows: Gauge::default(),
-            buffer_rejected: Gauge::default(),
+            buffer_bytes: Family::default(),
+            buffer_max_bytes: Family::default(),
+            buffer_sealed: Family::default(),
+            buffer_evicted: Family::default(),
+            buffer_evicted_rows: Family::default(),
+            buffer_rejected: Family::default(),
             active_series: Gauge::default(),
             registry_bytes: Gauge::default(),
         };
@@ -70,7 +76,7 @@ impl IngestMetrics {
         r.register("ingest_exemplars", "Exemplars accepted", m.exemplars.clone());
         r.register("ingest_histograms", "Native histogram samples accepted", m.histograms.clone());
         r.register("ingest_request_duration_seconds", "Time to answer an ingest request", m.duration.clone());
-        r.register("buffer_bytes", "Memory held by the columnar buffer", m.buffer_bytes.clone());
+        r.register("buffer_bytes", "Memory held by a columnar buffer, by signal", m.buffer_bytes.clone());
         r.register("buffer_max_bytes", "Configured buffer.max_bytes", m.buffer_max_bytes.clone());
         r.register("buffer_sealed_batches", "Batches sealed since start (counter semantics)", m.buffer_sealed.clone());
         r.register(
@@ -93,20 +99,28 @@ impl IngestMetrics {
         m
     }
 
-    /// Copies the buffer's and registry's own counters into the exported gauges; call before each scrape.
+    /// Copies the metrics buffer's and the registry's own counters into the exported gauges; call before
+    /// each scrape.
     pub fn observe_state(&self, buffer: &MetricsBuffer, series: &SeriesRegistry) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let s = buffer.stats();
-        let set = |g: &Gauge, v: u64| {
-            g.set(i64::try_from(v).unwrap_or(i64::MAX));
-        };
-        set(&self.buffer_bytes, s.used_bytes.load(Relaxed));
-        set(&self.buffer_max_bytes, buffer.config().max_bytes);
-        set(&self.buffer_sealed, s.sealed_batches.load(Relaxed));
-        set(&self.buffer_evicted, s.evicted_batches.load(Relaxed));
-        set(&self.buffer_evicted_rows, s.evicted_rows.load(Relaxed));
-        set(&self.buffer_rejected, s.rejected_appends.load(Relaxed));
+        self.observe_buffer("metrics", buffer);
         set(&self.active_series, series.len());
         set(&self.registry_bytes, series.memory_bytes());
     }
+
+    /// Copies one buffer's counters into the exported gauges, labelled with its signal.
+    pub fn observe_buffer<O: OpenTable>(&self, signal: &'static str, buffer: &ColumnarBuffer<O>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = buffer.stats();
+        let labels = SignalLabels { signal };
+        set(&self.buffer_bytes.get_or_create(&labels), s.used_bytes.load(Relaxed));
+        set(&self.buffer_max_bytes.get_or_create(&labels), buffer.config().max_bytes);
+        set(&self.buffer_sealed.get_or_create(&labels), s.sealed_batches.load(Relaxed));
+        set(&self.buffer_evicted.get_or_create(&labels), s.evicted_batches.load(Relaxed));
+        set(&self.buffer_evicted_rows.get_or_create(&labels), s.evicted_rows.load(Relaxed));
+        set(&self.buffer_rejected.get_or_create(&labels), s.rejected_appends.load(Relaxed));
+    }
+}
+
+fn set(g: &Gauge, v: u64) {
+    g.set(i64::try_from(v).unwrap_or(i64::MAX));
 }

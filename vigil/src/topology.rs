@@ -84,7 +84,13 @@ pub(crate) async fn run(
     let readiness = Arc::new(ReadinessState::new(Arc::clone(&buffer), backends));
     let self_metrics = {
         let (m, b, s) = (ingest_metrics.clone(), Arc::clone(&buffer), Arc::clone(&series));
-        Arc::new(SelfMetrics { registry, before_scrape: Box::new(move || m.observe_state(&b, &s)) })
+        let (l, sp) = (Arc::clone(&logs), Arc::clone(&spans));
+        let refresh = move || {
+            m.observe_state(&b, &s);
+            m.observe_buffer("logs", &l);
+            m.observe_buffer("spans", &sp);
+        };
+        Arc::new(SelfMetrics { registry, before_scrape: Box::new(refresh) })
     };
     let rw_state = Arc::new(RemoteWriteState {
         config: config.remote_write.clone(),
