@@ -71,80 +71,10 @@ done
 clk_tck=$(getconf CLK_TCK)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vigil-otlp.XXXXXX")
 
-# ---------------------------------------------------------------------------------------------------------
-# Process bookkeeping: every process started here is stopped on exit, within a bounded time.
-pids=()
+# Process bookkeeping (stop everything on exit) and free loopback ports: shared with the other bench scripts.
+# shellcheck source=benches/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-stop_pid() {
-  local pid=$1 waited=0
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  while kill -0 "$pid" 2>/dev/null && ((waited < 150)); do sleep 0.1; waited=$((waited + 1)); done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "pid $pid did not stop within 15 s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-
-forget_pid() {
-  local keep=() p
-  for p in "${pids[@]}"; do [[ "$p" == "$1" ]] || keep+=("$p"); done
-  pids=("${keep[@]}")
-}
-
-cleanup() {
-  local status=$?
-  local pid
-  for pid in "${pids[@]}"; do stop_pid "$pid"; done
-  if [[ "$KEEP_TMP" == 1 ]]; then log "kept $tmp"; else rm -rf "$tmp"; fi
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-chosen_ports=" "
-free_port() {
-  local p i
-  for i in $(seq 1 500); do
-    p=$((20000 + RANDOM % 40000))
-    if [[ "$chosen_ports" != *" $p "* ]] && ! port_in_use "$p"; then
-      chosen_ports+="$p "
-      echo "$p"
-      return 0
-    fi
-  done
-  die "no free port found"
-}
-
-# wait_ready PID URL LOGFILE: waits for URL to answer 200 while PID lives.
-wait_ready() {
-  local pid=$1 url=$2 logfile=$3 deadline=$((SECONDS + READY_TIMEOUT))
-  while ((SECONDS < deadline)); do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      tail -n 30 "$logfile" >&2 || true
-      die "vigil exited before becoming ready"
-    fi
-    if [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)" == 200 ]]; then return 0; fi
-    sleep 0.2
-  done
-  tail -n 30 "$logfile" >&2 || true
-  die "vigil not ready at $url within ${READY_TIMEOUT}s"
-}
-
-# CPU ticks (utime + stime, all threads) of PID. The command name may contain spaces, so cut after ')'.
-cpu_ticks() {
-  local stat
-  stat=$(<"/proc/$1/stat")
-  stat=${stat##*) }
-  # shellcheck disable=SC2086 # word splitting is the point
-  set -- $stat
-  # After the cut, field 1 is the state (field 3 of stat), so utime (14) and stime (15) are 12 and 13.
-  echo $((${12} + ${13}))
-}
-
-peak_rss_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 
 # ingested PORT PROTOCOL: vigil_ingest_samples_total{protocol="PROTOCOL"} (0 before the first write).
 ingested() {
@@ -193,7 +123,7 @@ measure() {
   "$VIGIL_BIN" "${vigil_args[@]}" >"$tmp/$name-vigil.log" 2>&1 &
   local pid=$!
   pids+=("$pid")
-  wait_ready "$pid" "http://127.0.0.1:$http_port/health/ready" "$tmp/$name-vigil.log"
+  wait_ready vigil "$pid" "http://127.0.0.1:$http_port/health/ready" "$tmp/$name-vigil.log"
   vigil_command="$VIGIL_BIN serve --http-listen 127.0.0.1:P --grpc-listen 127.0.0.1:G --data-dir TMP"
 
   if [[ "$transport" == http ]]; then endpoint="http://127.0.0.1:$http_port"; else endpoint="127.0.0.1:$grpc_port"; fi

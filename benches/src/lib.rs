@@ -72,6 +72,15 @@ pub fn encode_request<'a>(
 }
 
 /// Snappy block-compresses `body` (remote write uses the raw block format, not the framed one).
+/// Nearest-rank percentile of sorted microseconds, in milliseconds (both load generators report with it).
+pub fn percentile_ms(sorted_us: &[u64], p: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted_us.len() as f64).ceil() as usize;
+    sorted_us[rank.clamp(1, sorted_us.len()) - 1] as f64 / 1000.0
+}
+
 pub fn compress(encoder: &mut snap::raw::Encoder, body: &[u8]) -> Result<Vec<u8>, snap::Error> {
     encoder.compress_vec(body)
 }

@@ -15,6 +15,28 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// (stream labels, line, structured metadata) of every line the Loki stand-in got, once there are `at_least`;
+/// every push must carry the default tenant.
+async fn loki_lines(
+    loki: &stubs::Received<vigil_proto::loki::PushRequest>,
+    at_least: usize,
+) -> Vec<(String, String, BTreeMap<String, String>)> {
+    wait_for("Loki to receive the log lines", Duration::from_secs(30), || async {
+        let mut lines = Vec::new();
+        for (tenant, req) in loki.requests.lock().unwrap().iter() {
+            assert_eq!(tenant.as_deref(), Some("anonymous"), "the default tenant is sent on");
+            for stream in &req.streams {
+                for e in &stream.entries {
+                    let md = e.structured_metadata.iter().map(|p| (p.name.clone(), p.value.clone())).collect();
+                    lines.push((stream.labels.clone(), e.line.clone(), md));
+                }
+            }
+        }
+        (lines.len() >= at_least).then_some(lines)
+    })
+    .await
+}
+
 async fn sdk_logs_and_traces_reach_loki_and_tempo(transport: &str) {
     let dir = TempDir::new(&format!("logs-traces-{transport}"));
     let (loki, loki_url) = stubs::loki().await;
@@ -73,21 +95,7 @@ async fn sdk_logs_and_traces_reach_loki_and_tempo(transport: &str) {
     assert_eq!(got_spans, want_spans);
 
     // Loki: one line per record, stream labels from the resource and the level, trace ids as structured metadata.
-    let lines = wait_for("Loki to receive every log line", Duration::from_secs(30), || async {
-        let mut lines = Vec::new();
-        for (tenant, req) in loki.requests.lock().unwrap().iter() {
-            assert_eq!(tenant.as_deref(), Some("anonymous"));
-            for stream in &req.streams {
-                for e in &stream.entries {
-                    let md: BTreeMap<_, _> =
-                        e.structured_metadata.iter().map(|p| (p.name.clone(), p.value.clone())).collect();
-                    lines.push((stream.labels.clone(), e.line.clone(), md));
-                }
-            }
-        }
-        (lines.len() >= 2).then_some(lines)
-    })
-    .await;
+    let lines = loki_lines(&loki, 2).await;
     for want in sent["logs"].as_array().unwrap() {
         let body = want["body"].as_str().unwrap();
         let (labels, _, md) =
@@ -133,20 +141,7 @@ async fn otlp_json_log_examples_reach_loki() {
         assert_eq!(r.status, 200, "{}", r.text());
         assert!(!r.text().contains("partialSuccess"), "nothing may be rejected: {}", r.text());
     }
-    let lines = wait_for("Loki to receive both example records", Duration::from_secs(30), || async {
-        let mut lines = Vec::new();
-        for (_, req) in loki.requests.lock().unwrap().iter() {
-            for stream in &req.streams {
-                for e in &stream.entries {
-                    let md: BTreeMap<_, _> =
-                        e.structured_metadata.iter().map(|p| (p.name.clone(), p.value.clone())).collect();
-                    lines.push((stream.labels.clone(), e.line.clone(), md));
-                }
-            }
-        }
-        (lines.len() >= 2).then_some(lines)
-    })
-    .await;
+    let lines = loki_lines(&loki, 2).await;
     let (labels, _, md) = lines.iter().find(|(_, line, _)| line == "Example log record").expect("the logs.json record");
     assert!(labels.contains("service_name=\"my.service\""), "{labels}");
     assert_eq!(md.get("trace_id").map(String::as_str), Some("5b8efff798038103d269b633813fc60c"));

@@ -339,15 +339,6 @@ async fn attempt(plan: &Plan, body: Bytes) -> Result<(StatusCode, Option<Duratio
         .map_err(|_| format!("timed out after {REQUEST_TIMEOUT:?}"))?
 }
 
-/// Nearest-rank percentile of sorted microseconds, in milliseconds.
-fn percentile_ms(sorted_us: &[u64], p: f64) -> f64 {
-    if sorted_us.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * sorted_us.len() as f64).ceil() as usize;
-    sorted_us[rank.clamp(1, sorted_us.len()) - 1] as f64 / 1000.0
-}
-
 impl Report {
     fn print(&mut self, args: &Args, per_request: usize) {
         let s = &mut self.stats;
@@ -355,8 +346,9 @@ impl Report {
         let secs = self.elapsed.as_secs_f64().max(f64::EPSILON);
         let rate = s.samples_accepted as f64 / secs;
         let offered = if args.interval > 0.0 { args.series as f64 / args.interval } else { f64::INFINITY };
-        let (p50, p99) = (percentile_ms(&s.latencies_us, 50.0), percentile_ms(&s.latencies_us, 99.0));
-        let max = percentile_ms(&s.latencies_us, 100.0);
+        let (p50, p99) =
+            (vigil_benches::percentile_ms(&s.latencies_us, 50.0), vigil_benches::percentile_ms(&s.latencies_us, 99.0));
+        let max = vigil_benches::percentile_ms(&s.latencies_us, 100.0);
         if args.json {
             let report = serde_json::json!({
                 "url": args.url,
@@ -432,9 +424,9 @@ mod tests {
     #[test]
     fn percentiles_use_nearest_rank() {
         let v: Vec<u64> = (1..=100).map(|x| x * 1000).collect();
-        assert_eq!(percentile_ms(&v, 50.0), 50.0);
-        assert_eq!(percentile_ms(&v, 99.0), 99.0);
-        assert_eq!(percentile_ms(&v, 100.0), 100.0);
-        assert_eq!(percentile_ms(&[], 99.0), 0.0);
+        assert_eq!(vigil_benches::percentile_ms(&v, 50.0), 50.0);
+        assert_eq!(vigil_benches::percentile_ms(&v, 99.0), 99.0);
+        assert_eq!(vigil_benches::percentile_ms(&v, 100.0), 100.0);
+        assert_eq!(vigil_benches::percentile_ms(&[], 99.0), 0.0);
     }
 }

@@ -651,23 +651,15 @@ fn rejected_items(signal: Signal, message: &[u8]) -> Result<u64, String> {
     Ok(u64::try_from(rejected).unwrap_or(0))
 }
 
-/// Nearest-rank percentile of sorted microseconds, in milliseconds.
-fn percentile_ms(sorted_us: &[u64], p: f64) -> f64 {
-    if sorted_us.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * sorted_us.len() as f64).ceil() as usize;
-    sorted_us[rank.clamp(1, sorted_us.len()) - 1] as f64 / 1000.0
-}
-
 impl Report {
     fn print(&mut self, args: &Args, batch: usize) {
         let s = &mut self.stats;
         s.latencies_us.sort_unstable();
         let secs = self.elapsed.as_secs_f64().max(f64::EPSILON);
         let rate = s.items_accepted as f64 / secs;
-        let (p50, p99) = (percentile_ms(&s.latencies_us, 50.0), percentile_ms(&s.latencies_us, 99.0));
-        let max = percentile_ms(&s.latencies_us, 100.0);
+        let (p50, p99) =
+            (vigil_benches::percentile_ms(&s.latencies_us, 50.0), vigil_benches::percentile_ms(&s.latencies_us, 99.0));
+        let max = vigil_benches::percentile_ms(&s.latencies_us, 100.0);
         let signal = match args.signal {
             Signal::Traces => "traces",
             Signal::Logs => "logs",
