@@ -55,7 +55,6 @@ async fn start_receiver(script: Vec<(u16, Option<&'static str>)>) -> (Arc<Receiv
 struct Setup {
     buffer: Arc<MetricsBuffer>,
     series: Arc<SeriesRegistry>,
-    metrics: ForwardMetrics,
     registry: Registry,
 }
 
@@ -80,7 +79,7 @@ fn setup(url: &str) -> (Setup, victoriametrics::ForwarderHandle) {
         vigil_forward::http::client(),
         metrics.clone(),
     );
-    (Setup { buffer, series, metrics, registry }, handle)
+    (Setup { buffer, series, registry }, handle)
 }
 
 fn key(name: &str, job: &str) -> Vec<u8> {
@@ -140,7 +139,6 @@ async fn retries_429_and_5xx_honouring_retry_after_then_delivers_in_order() {
         assert_eq!(headers.get("x-prometheus-remote-write-version").map(|v| v.as_bytes()), Some(&b"0.1.0"[..]));
     }
     assert!(metric(&s, "vigil_forward_samples_total").ends_with(" 5"), "{}", metric(&s, "vigil_forward"));
-    let _ = &s.metrics;
 }
 
 #[tokio::test]
@@ -165,7 +163,7 @@ async fn drops_400_409_415_and_moves_on() {
 async fn splits_by_max_samples_per_request_and_releases_the_buffer() {
     let (rx, url) = start_receiver(vec![]).await;
     let (s, _handle) = setup(&url);
-    let id = write(&s, "big", 35);
+    write(&s, "big", 35);
     s.buffer.seal_all();
     wait_until("35 samples delivered", || {
         rx.seen
@@ -184,7 +182,6 @@ async fn splits_by_max_samples_per_request_and_releases_the_buffer() {
         .collect();
     assert_eq!(ts, (1000..1035).collect::<Vec<_>>(), "one series' samples must arrive in order");
     assert!(seen.iter().all(|(_, r, _)| r.timeseries.iter().all(|t| t.labels[1].value == "big")));
-    let _ = id;
 }
 
 #[tokio::test]

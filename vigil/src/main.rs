@@ -94,37 +94,33 @@ fn apply_flags(mut config: Config, args: &ServeArgs) -> Config {
     if let Some(d) = &args.data_dir {
         config.server.data_dir = d.clone();
     }
-    if !args.forward_victoriametrics.is_empty() {
-        let from_file = std::mem::take(&mut config.forward.victoriametrics);
-        config.forward.victoriametrics = args
-            .forward_victoriametrics
-            .iter()
-            .map(|url| {
-                from_file
-                    .iter()
-                    .find(|c| &c.url == url)
-                    .cloned()
-                    .unwrap_or_else(|| VictoriaMetricsConfig::with_url(url))
-            })
-            .collect();
-    }
-    if !args.forward_loki.is_empty() {
-        let from_file = std::mem::take(&mut config.forward.loki);
-        config.forward.loki = args
-            .forward_loki
-            .iter()
-            .map(|url| from_file.iter().find(|c| &c.url == url).cloned().unwrap_or_else(|| LokiConfig::with_url(url)))
-            .collect();
-    }
-    if !args.forward_tempo.is_empty() {
-        let from_file = std::mem::take(&mut config.forward.tempo);
-        config.forward.tempo = args
-            .forward_tempo
-            .iter()
-            .map(|url| from_file.iter().find(|c| &c.url == url).cloned().unwrap_or_else(|| TempoConfig::with_url(url)))
-            .collect();
-    }
+    override_destinations(
+        &mut config.forward.victoriametrics,
+        &args.forward_victoriametrics,
+        |c| &c.url,
+        |u| VictoriaMetricsConfig::with_url(u),
+    );
+    override_destinations(&mut config.forward.loki, &args.forward_loki, |c| &c.url, |u| LokiConfig::with_url(u));
+    override_destinations(&mut config.forward.tempo, &args.forward_tempo, |c| &c.url, |u| TempoConfig::with_url(u));
     config
+}
+
+/// `--forward-*` URLs, when given, replace the config file's list of that kind; an entry of the file with the
+/// same URL keeps its settings, other URLs get the defaults.
+fn override_destinations<C: Clone>(
+    list: &mut Vec<C>,
+    urls: &[String],
+    url_of: impl Fn(&C) -> &String,
+    with_url: impl Fn(&str) -> C,
+) {
+    if urls.is_empty() {
+        return;
+    }
+    let from_file = std::mem::take(list);
+    *list = urls
+        .iter()
+        .map(|url| from_file.iter().find(|c| url_of(c) == url).cloned().unwrap_or_else(|| with_url(url)))
+        .collect();
 }
 
 fn serve(args: ServeArgs) -> ExitCode {

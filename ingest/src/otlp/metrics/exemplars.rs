@@ -9,7 +9,7 @@
 use opentelemetry_proto::tonic::metrics::v1::{Exemplar, exemplar};
 
 use super::PromExemplar;
-use super::labels::{LabelMap, hex, label_name, value_text};
+use super::labels::{LabelMap, hex, insert_joined, label_name, value_text};
 use super::ms;
 
 /// OpenMetrics' limit on the characters of an exemplar's label names and values together.
@@ -50,13 +50,7 @@ fn convert(e: &Exemplar) -> Option<PromExemplar> {
         // Sorted by original key so that colliding names join in the same order as point labels.
         attrs.sort_by(|a, b| a.0.cmp(b.0));
         for (_, name, value) in attrs {
-            labels
-                .entry(name)
-                .and_modify(|joined| {
-                    joined.push(';');
-                    joined.push_str(&value);
-                })
-                .or_insert(value);
+            insert_joined(&mut labels, name, value);
         }
     }
     // The ids win over attributes of the same name (spec: exemplars MUST use these keys).

@@ -75,15 +75,21 @@ pub(super) fn attribute_labels<'a>(attrs: impl IntoIterator<Item = &'a KeyValue>
         if value.is_empty() {
             continue;
         }
-        labels
-            .entry(name)
-            .and_modify(|joined| {
-                joined.push(';');
-                joined.push_str(&value);
-            })
-            .or_insert(value);
+        insert_joined(&mut labels, name, value);
     }
     Ok(labels)
+}
+
+/// Adds a label; when sanitising made two attribute names collide, their values are joined with `;`
+/// (spec), in the order the caller inserts them.
+pub(super) fn insert_joined(labels: &mut LabelMap, name: String, value: String) {
+    labels
+        .entry(name)
+        .and_modify(|joined| {
+            joined.push(';');
+            joined.push_str(&value);
+        })
+        .or_insert(value);
 }
 
 /// The final label set of one series: `base` plus `__name__` and at most one extra label (`le`,
