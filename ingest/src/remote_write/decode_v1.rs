@@ -30,12 +30,12 @@ pub(crate) fn decode(body: &[u8], limits: &IngestLimits, out: &mut DecodedWrite)
             (1, v) => {
                 let (s, e) = len_field(v, "WriteRequest.timeseries")?;
                 let index = out.series.len();
-                decode_series(body, reader.sub(s, e), out).and_then(|()| validate_last(body, out, limits)).map_err(
-                    |problem| match problem {
+                decode_series(body, reader.sub(s, e), out)
+                    .and_then(|()| check_last_series(body, out, limits))
+                    .map_err(|problem| match problem {
                         Problem::Wire(w) => w,
                         Problem::Series(problem) => RemoteWriteError::InvalidSeries { series: index, problem },
-                    },
-                )?;
+                    })?;
             }
             (3, v) => {
                 let (s, e) = len_field(v, "WriteRequest.metadata")?;
@@ -64,7 +64,9 @@ impl From<RemoteWriteError> for Problem {
     }
 }
 
-fn validate_last(body: &[u8], out: &DecodedWrite, limits: &IngestLimits) -> Result<(), Problem> {
+/// Sample order and exemplar labels of the series just decoded; its labels are checked after the registry
+/// lookup (see `receive::resolve_series`).
+fn check_last_series(body: &[u8], out: &DecodedWrite, limits: &IngestLimits) -> Result<(), Problem> {
     let Some(series) = out.series.last() else { return Ok(()) };
     check_sample_order(&out.samples[series.samples.start as usize..series.samples.end as usize])
         .map_err(Problem::Series)?;

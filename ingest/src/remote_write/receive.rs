@@ -99,6 +99,15 @@ enum KeyAt {
     Built(u32, u32),
 }
 
+impl KeyAt {
+    fn bytes<'a>(self, body: &'a [u8], built: &'a [u8]) -> &'a [u8] {
+        match self {
+            KeyAt::Body(a, b) => span_bytes(body, (a, b)),
+            KeyAt::Built(a, b) => built.get(a as usize..b as usize).unwrap_or(&[]),
+        }
+    }
+}
+
 #[derive(Default)]
 struct ResolveScratch {
     built: Vec<u8>,
@@ -138,11 +147,7 @@ fn resolve_series(
                 KeyAt::Built(start, built.len() as u32)
             }
         };
-        let key = match at {
-            KeyAt::Body(a, b) => span_bytes(body, (a, b)),
-            KeyAt::Built(a, b) => &built[a as usize..b as usize],
-        };
-        hashes.push(KeyHash::of(key));
+        hashes.push(KeyHash::of(at.bytes(body, built)));
         keys.push(at);
     }
     series.lookup_batch(hashes, order, found);
@@ -163,15 +168,9 @@ fn resolve_series(
     for (at, lookup) in keys.iter().zip(found.iter()) {
         let resolved = match *lookup {
             Lookup::Found(r) => r,
-            Lookup::Missing => {
-                let key = match *at {
-                    KeyAt::Body(a, b) => span_bytes(body, (a, b)),
-                    KeyAt::Built(a, b) => &built[a as usize..b as usize],
-                };
-                series.resolve(key).map_err(|e| match e {
-                    RegistryError::TooManySeries { .. } => RemoteWriteError::Limit(e.to_string()),
-                })?
-            }
+            Lookup::Missing => series.resolve(at.bytes(body, built)).map_err(|e| match e {
+                RegistryError::TooManySeries { .. } => RemoteWriteError::Limit(e.to_string()),
+            })?,
         };
         ids.push(resolved);
     }
