@@ -20,7 +20,7 @@ use prost::Message;
 use vigil_ingest::buffer::{BufferConfig, MetricsBuffer};
 use vigil_ingest::limits::IngestLimits;
 use vigil_ingest::remote_write::{RemoteWriteVersion, receive};
-use vigil_ingest::series::{MetadataStore, SeriesRegistry, SeriesRegistryConfig};
+use vigil_ingest::series::{MetadataStore, SeriesRegistry, SeriesRegistryConfig, Tenant};
 use vigil_proto::prometheus::WriteRequest;
 
 const PAYLOAD: &[u8] = include_bytes!("../data/remote_write_v1.snappy");
@@ -40,7 +40,7 @@ impl Receiver {
         let config = BufferConfig { max_bytes: 64 << 20, ..BufferConfig::default() };
         Self {
             limits: IngestLimits::default(),
-            series: SeriesRegistry::new(&SeriesRegistryConfig::default()),
+            series: SeriesRegistry::new(&SeriesRegistryConfig::default(), "anonymous"),
             metadata: MetadataStore::default(),
             buffer: MetricsBuffer::new(config),
         }
@@ -64,9 +64,17 @@ impl Receiver {
     }
 
     fn receive(&self, compressed: &[u8]) -> Result<u64, String> {
-        receive(compressed, RemoteWriteVersion::V1, &self.limits, &self.series, &self.metadata, &self.buffer)
-            .map(|counts| counts.samples)
-            .map_err(|e| e.to_string())
+        receive(
+            compressed,
+            RemoteWriteVersion::V1,
+            Tenant::DEFAULT,
+            &self.limits,
+            &self.series,
+            &self.metadata,
+            &self.buffer,
+        )
+        .map(|counts| counts.samples)
+        .map_err(|e| e.to_string())
     }
 }
 

@@ -97,10 +97,16 @@ impl Sender {
     /// delivering attempt. `tenant`, when given, goes into `X-Scope-OrgID`; a tenant that is not a valid
     /// header value makes the request unbuildable, which counts as rejected (retrying cannot fix it).
     pub(crate) async fn send(&mut self, headers: &HeaderMap, tenant: Option<&str>, body: Bytes) -> Fate {
+        let uri = self.uri.clone();
+        self.send_to(&uri, headers, tenant, body).await
+    }
+
+    /// [`Sender::send`] to another URI of the same destination (a per-tenant URL), counted as this one.
+    pub(crate) async fn send_to(&mut self, uri: &Uri, headers: &HeaderMap, tenant: Option<&str>, body: Bytes) -> Fate {
         self.backoff.reset();
         loop {
             let started = Instant::now();
-            match self.post_once(headers, tenant, body.clone()).await {
+            match self.post_once(uri, headers, tenant, body.clone()).await {
                 (SendOutcome::Delivered, answer) => {
                     self.count_request("delivered");
                     self.metrics.duration.get_or_create(&self.labels).observe(started.elapsed().as_secs_f64());
@@ -129,8 +135,14 @@ impl Sender {
 
     /// One attempt: POST, read at most [`MAX_ANSWER_BYTES`] of the answer, classify. The answer's body
     /// comes back with the outcome.
-    async fn post_once(&self, headers: &HeaderMap, tenant: Option<&str>, body: Bytes) -> (SendOutcome, Bytes) {
-        let mut builder = Request::builder().method(Method::POST).uri(self.uri.clone());
+    async fn post_once(
+        &self,
+        uri: &Uri,
+        headers: &HeaderMap,
+        tenant: Option<&str>,
+        body: Bytes,
+    ) -> (SendOutcome, Bytes) {
+        let mut builder = Request::builder().method(Method::POST).uri(uri.clone());
         for (name, value) in headers {
             builder = builder.header(name, value);
         }

@@ -29,9 +29,12 @@ struct Receiver {
     script: Mutex<VecDeque<(u16, Option<&'static str>)>>,
     /// Every decoded request, including refused ones.
     seen: Mutex<Vec<(u16, WriteRequest, HeaderMap)>>,
+    /// The path and query of every request, in order.
+    targets: Mutex<Vec<String>>,
 }
 
-async fn receive(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn receive(State(rx): State<Arc<Receiver>>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes) -> Response {
+    rx.targets.lock().push(uri.path_and_query().map(|p| p.to_string()).unwrap_or_default());
     let raw = snap::raw::Decoder::new().decompress_vec(&body).expect("forwarder sends snappy block format");
     let req = WriteRequest::decode(raw.as_slice()).expect("forwarder sends a WriteRequest");
     let (code, retry_after) = rx.script.lock().pop_front().unwrap_or((204, None));
@@ -45,7 +48,10 @@ async fn receive(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Byte
 
 async fn start_receiver(script: Vec<(u16, Option<&'static str>)>) -> (Arc<Receiver>, String) {
     let rx = Arc::new(Receiver { script: Mutex::new(script.into()), ..Default::default() });
-    let app = Router::new().route("/api/v1/write", post(receive)).with_state(Arc::clone(&rx));
+    let app = Router::new()
+        .route("/api/v1/write", post(receive))
+        .route("/insert/{tenant}/prometheus/api/v1/write", post(receive))
+        .with_state(Arc::clone(&rx));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -63,7 +69,7 @@ fn setup(url: &str) -> (Setup, victoriametrics::ForwarderHandle) {
     let metrics = ForwardMetrics::new(&mut registry);
     let buffer =
         MetricsBuffer::new(BufferConfig { shards: 2, batch_rows: 16, max_bytes: 64 << 20, ..BufferConfig::default() });
-    let series = Arc::new(SeriesRegistry::new(&SeriesRegistryConfig::default()));
+    let series = Arc::new(SeriesRegistry::new(&SeriesRegistryConfig::default(), "anonymous"));
     let config = VictoriaMetricsConfig {
         flush_interval: Duration::from_millis(50),
         max_samples_per_request: 10,
@@ -95,7 +101,7 @@ fn key(name: &str, job: &str) -> Vec<u8> {
 
 /// Appends `n` samples of one series and returns its id.
 fn write(s: &Setup, job: &str, n: i64) -> vigil_ingest::series::SeriesRef {
-    let id = s.series.resolve(&key("m", job)).expect("series");
+    let id = s.series.resolve(s.series.default_tenant(), &key("m", job)).expect("series");
     let mut staged = s.buffer.staged_rows();
     for t in 0..n {
         staged.push_sample(SampleRow { series: id.id, slot: id.slot, timestamp_ms: 1000 + t, value: t as f64 });
@@ -193,7 +199,7 @@ async fn a_backend_that_stays_down_fills_the_buffer_instead_of_losing_data() {
     config.max_bytes = config.min_max_bytes() + 4096;
     config.validate().expect("valid buffer");
     let buffer = MetricsBuffer::new(config);
-    let series = Arc::new(SeriesRegistry::new(&SeriesRegistryConfig::default()));
+    let series = Arc::new(SeriesRegistry::new(&SeriesRegistryConfig::default(), "anonymous"));
     let vm = VictoriaMetricsConfig {
         flush_interval: Duration::from_millis(20),
         backoff: BackoffConfig { initial: Duration::from_millis(5), max: Duration::from_millis(20) },
@@ -207,7 +213,7 @@ async fn a_backend_that_stays_down_fills_the_buffer_instead_of_losing_data() {
         vigil_forward::http::client(),
         metrics,
     );
-    let id = series.resolve(&key("m", "x")).expect("series");
+    let id = series.resolve(series.default_tenant(), &key("m", "x")).expect("series");
     let mut refused = false;
     for t in 0..2_000 {
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -225,4 +231,52 @@ async fn a_backend_that_stays_down_fills_the_buffer_instead_of_losing_data() {
     staged.push_sample(SampleRow { series: id.id, slot: id.slot, timestamp_ms: 99_999, value: 0.0 });
     assert!(buffer.append(&staged).is_err(), "still full while the backend is down");
     assert_eq!(buffer.stats().evicted_batches.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_tenant_url_template_sends_each_tenant_to_its_own_url_with_its_header() {
+    let (rx, url) = start_receiver(vec![]).await;
+    let template = url.replace("/api/v1/write", "/insert/{tenant}/prometheus/api/v1/write");
+    let (s, _handle) = setup(&template);
+    let labels = key("m", "x");
+    let mut staged = s.buffer.staged_rows();
+    for (tenant, value) in [(None, 1.0), (Some("7"), 2.0), (Some("8:1"), 3.0), (Some("7"), 4.0)] {
+        let t = match tenant {
+            Some(name) => s.series.tenant(name).unwrap(),
+            None => s.series.default_tenant(),
+        };
+        let r = s.series.resolve(t, &labels).unwrap();
+        staged.push_sample(SampleRow { series: r.id, slot: r.slot, timestamp_ms: 1000 * value as i64, value });
+    }
+    s.buffer.append(&staged).unwrap();
+    s.buffer.seal_all();
+    wait_until("four samples", || {
+        rx.seen
+            .lock()
+            .iter()
+            .map(|(_, r, _)| r.timeseries.iter().map(|t| t.samples.len()).sum::<usize>())
+            .sum::<usize>()
+            == 4
+    })
+    .await;
+    let mut got: Vec<(String, String, Vec<f64>)> = rx
+        .seen
+        .lock()
+        .iter()
+        .zip(rx.targets.lock().iter())
+        .map(|((_, req, headers), target)| {
+            let tenant = headers.get("x-scope-orgid").unwrap().to_str().unwrap().to_owned();
+            let values = req.timeseries.iter().flat_map(|t| t.samples.iter().map(|s| s.value)).collect();
+            (target.clone(), tenant, values)
+        })
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        got,
+        vec![
+            ("/insert/7/prometheus/api/v1/write".into(), "7".into(), vec![2.0, 4.0]),
+            ("/insert/8:1/prometheus/api/v1/write".into(), "8:1".into(), vec![3.0]),
+            ("/insert/anonymous/prometheus/api/v1/write".into(), "anonymous".into(), vec![1.0]),
+        ]
+    );
 }

@@ -28,3 +28,24 @@ pub fn tenant_of(header: Option<&[u8]>, default: &str) -> Result<Arc<str>, Strin
     validate_tenant(tenant)?;
     Ok(Arc::from(tenant))
 }
+
+/// Why a metrics request's tenant was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TenantError {
+    #[error("invalid X-Scope-OrgID: {0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Limit(#[from] crate::series::RegistryError),
+}
+
+/// The series tenant named by a metrics request's `X-Scope-OrgID` header, or the registry's default tenant
+/// when there is none.
+pub fn series_tenant(
+    header: Option<&[u8]>,
+    registry: &crate::series::SeriesRegistry,
+) -> Result<crate::series::Tenant, TenantError> {
+    let Some(raw) = header else { return Ok(registry.default_tenant()) };
+    let name = std::str::from_utf8(raw).map_err(|_| TenantError::Invalid("tenant id is not UTF-8".into()))?.trim();
+    validate_tenant(name).map_err(TenantError::Invalid)?;
+    Ok(registry.tenant(name)?)
+}

@@ -48,7 +48,7 @@ pub(crate) async fn run(
     let forward_metrics = ForwardMetrics::new(&mut registry);
 
     let buffer = MetricsBuffer::new(config.buffer.clone());
-    let series = Arc::new(SeriesRegistry::new(&config.series));
+    let series = Arc::new(SeriesRegistry::new(&config.series, &config.tenancy.default_tenant));
     let metadata = Arc::new(MetadataStore::default());
     let sealer = tokio::spawn(Arc::clone(&buffer).run_sealer());
 

@@ -133,3 +133,65 @@ async fn v1_and_v2_fixtures_reach_victoriametrics() {
     .await;
     assert_eq!(got.len(), 3);
 }
+
+/// `X-Scope-OrgID` on remote write and OTLP keeps tenants apart, and single-node VictoriaMetrics gets each
+/// tenant as a label through a `{tenant}` URL template (`extra_label`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_reach_victoriametrics_apart() {
+    let dir = TempDir::new("tenants");
+    let vm = VictoriaMetrics::start(&dir.0).await;
+    let url = format!("{}?extra_label=vigil_tenant={{tenant}}", vm.write_url());
+    let vigil = Vigil::start(&dir.0, &["--forward-victoriametrics".into(), url]).await;
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64 - 60_000;
+
+    let one_series = |value: f64| {
+        let req = v1::WriteRequest {
+            timeseries: vec![v1::TimeSeries {
+                labels: labels(&[("__name__", "tenant_fixture"), ("job", "rw")]),
+                samples: vec![v1::Sample { value, timestamp: now }],
+                ..Default::default()
+            }],
+            metadata: vec![],
+        };
+        snappy(&req.encode_to_vec())
+    };
+    for (tenant, value) in [(None, 1.0), (Some("team-a"), 2.0)] {
+        let mut headers = V1_HEADERS.to_vec();
+        headers.extend(tenant.map(|t| ("X-Scope-OrgID", t)));
+        let r = request("POST", &vigil.url("/api/v1/write"), &headers, one_series(value)).await.expect("post");
+        assert_eq!(r.status, 204, "{}", r.text());
+    }
+    let bad = [V1_HEADERS.as_slice(), &[("X-Scope-OrgID", "a/b")]].concat();
+    let r = request("POST", &vigil.url("/api/v1/write"), &bad, one_series(9.0)).await.expect("post");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("X-Scope-OrgID"), "{}", r.text());
+
+    let otlp = serde_json::json!({"resourceMetrics": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "otlp"}}]},
+        "scopeMetrics": [{"metrics": [{"name": "tenant_fixture", "gauge": {"dataPoints": [
+            {"timeUnixNano": format!("{}", now * 1_000_000), "asDouble": 3.0}
+        ]}}]}]
+    }]});
+    let headers = [("Content-Type", "application/json"), ("X-Scope-OrgID", "team-b")];
+    let r = request("POST", &vigil.url("/v1/metrics"), &headers, Bytes::from(otlp.to_string())).await.expect("post");
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let want: BTreeMap<BTreeMap<String, String>, Vec<(i64, f64)>> = [
+        (vec![("job", "rw"), ("vigil_tenant", "anonymous")], 1.0),
+        (vec![("job", "rw"), ("vigil_tenant", "team-a")], 2.0),
+        (vec![("job", "otlp"), ("vigil_tenant", "team-b")], 3.0),
+    ]
+    .into_iter()
+    .map(|(l, v)| {
+        let mut labels: BTreeMap<String, String> = l.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        labels.insert("__name__".into(), "tenant_fixture".into());
+        (labels, vec![(now, v)])
+    })
+    .collect();
+    wait_for("VictoriaMetrics to hold one series per tenant", Duration::from_secs(30), || async {
+        let got = vm.export("{__name__=\"tenant_fixture\"}").await;
+        (got == want).then_some(())
+    })
+    .await;
+}

@@ -6,10 +6,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::retry::BackoffConfig;
 
+/// Replaced by the tenant in a destination URL.
+pub(crate) const TENANT_PLACEHOLDER: &str = "{tenant}";
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct VictoriaMetricsConfig {
-    /// Full remote-write endpoint, e.g. `http://victoriametrics:8428/api/v1/write`.
+    /// Full remote-write endpoint, e.g. `http://victoriametrics:8428/api/v1/write`. `{tenant}` in it is
+    /// replaced by each row's tenant (the ingest `X-Scope-OrgID`, or `tenancy.default_tenant`), giving one
+    /// request per tenant: VictoriaMetrics cluster `http://vminsert:8480/insert/{tenant}/prometheus/api/v1/write`
+    /// (tenants must then be `accountID[:projectID]` numbers), or single-node
+    /// `http://victoriametrics:8428/api/v1/write?extra_label=tenant={tenant}`. Every request also carries
+    /// `X-Scope-OrgID`, the tenant mechanism of Mimir and Cortex.
     pub url: String,
     /// Most samples in one request (the design documents' `max_samples_per_send`).
     pub max_samples_per_request: usize,
@@ -39,9 +47,10 @@ impl VictoriaMetricsConfig {
         Self { url: url.into(), ..Self::default() }
     }
 
-    /// Pure checks; the returned URI is what the worker uses.
+    /// Pure checks; the returned URI is what the worker uses (with `{tenant}` replaced by `0`, for a
+    /// templated URL).
     pub fn validate(&self) -> Result<http::Uri, String> {
-        let uri = crate::http::parse_url("forward.victoriametrics", &self.url)?;
+        let uri = crate::http::parse_url("forward.victoriametrics", &self.url.replace(TENANT_PLACEHOLDER, "0"))?;
         if self.max_samples_per_request == 0 {
             return Err("forward.victoriametrics max_samples_per_request must be > 0".into());
         }

@@ -1,7 +1,8 @@
 //! Sealed batches → a remote write 1.0 `WriteRequest`, written directly as protobuf bytes.
 //!
 //! The series registry stores each label set already encoded as `TimeSeries.labels` fields, so a series'
-//! labels are copied, not re-encoded. Consecutive rows of one series share one `TimeSeries`.
+//! labels are copied, not re-encoded. Consecutive rows of one series share one `TimeSeries`. Rows of
+//! different tenants go into different requests ([`TenantRequests`]), one per tenant.
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, TimestampMillisecondType, UInt32Type, UInt64Type};
@@ -20,6 +21,55 @@ pub struct EncodedCounts {
 }
 
 use vigil_ingest::put_varint;
+
+/// One tenant's request being filled: its uncompressed protobuf and what it holds so far.
+#[derive(Debug, Default)]
+pub struct TenantRequest {
+    /// The tenant's index in the series registry.
+    pub tenant: u32,
+    pub raw: Vec<u8>,
+    pub counts: EncodedCounts,
+}
+
+impl TenantRequest {
+    /// Rows that count towards `max_samples_per_request`.
+    pub(crate) fn rows(&self) -> usize {
+        (self.counts.samples + self.counts.unknown_series) as usize
+    }
+}
+
+/// The requests being filled, one per tenant seen since the last send. Buffers are kept (and reused) after
+/// a request is sent; usually there is one tenant, so the lookup is a comparison.
+#[derive(Debug, Default)]
+pub(crate) struct TenantRequests {
+    pub(crate) open: Vec<TenantRequest>,
+    last: usize,
+}
+
+impl TenantRequests {
+    pub(crate) fn of(&mut self, tenant: u32) -> &mut TenantRequest {
+        if self.open.get(self.last).is_none_or(|r| r.tenant != tenant) {
+            self.last = match self.open.iter().position(|r| r.tenant == tenant) {
+                Some(i) => i,
+                None => {
+                    self.open.push(TenantRequest { tenant, ..TenantRequest::default() });
+                    self.open.len() - 1
+                }
+            };
+        }
+        &mut self.open[self.last]
+    }
+
+    /// Most rows held by one tenant's request.
+    pub(crate) fn fullest(&self) -> usize {
+        self.open.iter().map(TenantRequest::rows).max().unwrap_or(0)
+    }
+
+    /// Rows of unknown series, which no request will carry (counted here since no tenant owns them).
+    pub(crate) fn unknown(&mut self) -> &mut TenantRequest {
+        self.of(u32::MAX)
+    }
+}
 
 /// `Sample { value = 1 (fixed64); timestamp = 2 (varint) }` as field 2 of `TimeSeries`.
 fn sample_len(ts: i64) -> usize {
@@ -48,8 +98,7 @@ pub(crate) fn encode_samples(
     start: usize,
     end: usize,
     registry: &SeriesRegistry,
-    out: &mut Vec<u8>,
-    counts: &mut EncodedCounts,
+    requests: &mut TenantRequests,
 ) {
     let series = batch.column(0).as_primitive::<UInt64Type>().values();
     let ts = batch.column(1).as_primitive::<TimestampMillisecondType>().values();
@@ -63,11 +112,12 @@ pub(crate) fn encode_samples(
             run_end += 1;
         }
         // By slot: no hashing or locking per series on the way out.
-        let Some(key) = registry.key_by_slot(slots[row]) else {
-            counts.unknown_series += (run_end - row) as u64;
+        let Some((key, tenant)) = registry.series_by_slot(slots[row]) else {
+            requests.unknown().counts.unknown_series += (run_end - row) as u64;
             row = run_end;
             continue;
         };
+        let TenantRequest { raw: out, counts, .. } = requests.of(tenant);
         let body_len = key.len() + (row..run_end).map(|r| sample_len(ts[r])).sum::<usize>();
         put_timeseries_header(out, body_len);
         out.extend_from_slice(key);
@@ -80,21 +130,17 @@ pub(crate) fn encode_samples(
 }
 
 /// Every exemplar as a `TimeSeries` holding only that exemplar (field 3).
-pub(crate) fn encode_exemplars(
-    batch: &RecordBatch,
-    registry: &SeriesRegistry,
-    out: &mut Vec<u8>,
-    counts: &mut EncodedCounts,
-) {
+pub(crate) fn encode_exemplars(batch: &RecordBatch, registry: &SeriesRegistry, requests: &mut TenantRequests) {
     let series = batch.column(0).as_primitive::<UInt64Type>().values();
     let ts = batch.column(1).as_primitive::<TimestampMillisecondType>().values();
     let values = batch.column(2).as_primitive::<Float64Type>().values();
     let labels = batch.column(5).as_binary::<i32>();
     for row in 0..batch.num_rows() {
-        let Some(key) = registry.key(series[row]) else {
-            counts.unknown_series += 1;
+        let Some((key, tenant)) = registry.series(series[row]) else {
+            requests.unknown().counts.unknown_series += 1;
             continue;
         };
+        let TenantRequest { raw: out, counts, .. } = requests.of(tenant);
         let ex_labels = if labels.is_null(row) { &[][..] } else { labels.value(row) };
         // Exemplar { labels = 1 (same encoding as TimeSeries.labels), value = 2, timestamp = 3 }
         let inner = ex_labels.len() + 9 + 1 + encoded_len_varint(ts[row] as u64);
@@ -113,19 +159,15 @@ pub(crate) fn encode_exemplars(
 }
 
 /// Every native histogram as a `TimeSeries` holding it (field 4), passed through as encoded.
-pub(crate) fn encode_histograms(
-    batch: &RecordBatch,
-    registry: &SeriesRegistry,
-    out: &mut Vec<u8>,
-    counts: &mut EncodedCounts,
-) {
+pub(crate) fn encode_histograms(batch: &RecordBatch, registry: &SeriesRegistry, requests: &mut TenantRequests) {
     let series = batch.column(0).as_primitive::<UInt64Type>().values();
     let encoded = batch.column(2).as_binary::<i32>();
     for row in 0..batch.num_rows() {
-        let Some(key) = registry.key(series[row]) else {
-            counts.unknown_series += 1;
+        let Some((key, tenant)) = registry.series(series[row]) else {
+            requests.unknown().counts.unknown_series += 1;
             continue;
         };
+        let TenantRequest { raw: out, counts, .. } = requests.of(tenant);
         let h = encoded.value(row);
         let field = 1 + encoded_len_varint(h.len() as u64) + h.len();
         put_timeseries_header(out, key.len() + field);
@@ -137,24 +179,23 @@ pub(crate) fn encode_histograms(
     }
 }
 
-/// Encodes whole sealed batches into one uncompressed `WriteRequest` (used by tests and tools; the worker
-/// splits by `max_samples_per_request` itself).
-pub fn encode_write_request(
+/// Encodes whole sealed batches into one uncompressed `WriteRequest` per tenant (used by tests and tools;
+/// the worker splits by `max_samples_per_request` itself).
+pub fn encode_write_requests(
     batches: &[std::sync::Arc<vigil_ingest::buffer::SealedBatch>],
     registry: &SeriesRegistry,
-) -> (Vec<u8>, EncodedCounts) {
-    let mut out = Vec::new();
-    let mut counts = EncodedCounts::default();
+) -> Vec<TenantRequest> {
+    let mut requests = TenantRequests::default();
     for b in batches {
-        encode_samples(&b.samples, 0, b.samples.num_rows(), registry, &mut out, &mut counts);
+        encode_samples(&b.samples, 0, b.samples.num_rows(), registry, &mut requests);
         if let Some(e) = &b.exemplars {
-            encode_exemplars(e, registry, &mut out, &mut counts);
+            encode_exemplars(e, registry, &mut requests);
         }
         if let Some(h) = &b.histograms {
-            encode_histograms(h, registry, &mut out, &mut counts);
+            encode_histograms(h, registry, &mut requests);
         }
     }
-    (out, counts)
+    requests.open
 }
 
 #[cfg(test)]

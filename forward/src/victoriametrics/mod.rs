@@ -18,5 +18,5 @@ mod worker;
 
 pub use crate::handle::ForwarderHandle;
 pub use config::VictoriaMetricsConfig;
-pub use encode::encode_write_request;
+pub use encode::{TenantRequest, encode_write_requests};
 pub use worker::spawn;

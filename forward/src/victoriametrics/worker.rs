@@ -1,6 +1,7 @@
 //! The metrics flush step: encode sealed batches into remote-write requests, compress, deliver. The
 //! per-shard loop around it (gathering, flush deadline, commit) is [`crate::batching`].
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -9,8 +10,8 @@ use vigil_ingest::buffer::{MetricsBuffer, SealedBatch};
 use vigil_ingest::series::SeriesRegistry;
 
 use super::client::{CLASSIFY, headers};
-use super::config::VictoriaMetricsConfig;
-use super::encode::{EncodedCounts, encode_exemplars, encode_histograms, encode_samples};
+use super::config::{TENANT_PLACEHOLDER, VictoriaMetricsConfig};
+use super::encode::{TenantRequest, TenantRequests, encode_exemplars, encode_histograms, encode_samples};
 use crate::batching::{self, Flush, Limits};
 use crate::handle::ForwarderHandle;
 use crate::http::HttpClient;
@@ -31,12 +32,15 @@ pub fn spawn(
 ) -> ForwarderHandle {
     let sender = Sender::new(BACKEND, client, uri, config.request_timeout, config.backoff.clone(), CLASSIFY, metrics);
     let limits = Limits { max_rows: config.max_samples_per_request, flush_interval: config.flush_interval };
+    let template = config.url.contains(TENANT_PLACEHOLDER).then(|| config.url.clone());
     batching::spawn(buffer, sender.labels(), limits, || Flusher {
         sender: sender.clone(),
         registry: Arc::clone(&registry),
         max_samples_per_request: config.max_samples_per_request,
         headers: headers(),
-        raw: Vec::new(),
+        template: template.clone(),
+        uris: HashMap::new(),
+        requests: TenantRequests::default(),
         compressed: Vec::new(),
         snappy: snap::raw::Encoder::new(),
     })
@@ -47,8 +51,12 @@ struct Flusher {
     registry: Arc<SeriesRegistry>,
     max_samples_per_request: usize,
     headers: HeaderMap,
-    /// Reused for every request's uncompressed protobuf.
-    raw: Vec<u8>,
+    /// The URL with `{tenant}` in it, when requests go to a URL per tenant.
+    template: Option<String>,
+    /// Per-tenant URLs made from `template`, by tenant index (`None`: the tenant makes no valid URL).
+    uris: HashMap<u32, Option<Uri>>,
+    /// Per-tenant uncompressed protobuf, reused for every request.
+    requests: TenantRequests,
     /// Reused for every request's snappy output: a fresh zeroed buffer per request (`compress_vec`) showed
     /// up as page faults and memset in profiles.
     compressed: Vec<u8>,
@@ -56,60 +64,90 @@ struct Flusher {
 }
 
 impl Flush<SealedBatch> for Flusher {
-    /// Sends `batches` in requests of at most `max_samples_per_request` rows, splitting a batch where a
-    /// request fills up.
+    /// Sends `batches` in requests of at most `max_samples_per_request` rows and one tenant each, splitting
+    /// a batch where a request fills up.
     async fn flush(&mut self, batches: &[Arc<SealedBatch>]) {
         let max = self.max_samples_per_request;
-        let mut counts = EncodedCounts::default();
-        self.raw.clear();
         for batch in batches {
             let rows = batch.samples.num_rows();
             let mut start = 0;
             while start < rows {
-                let room = max.saturating_sub((counts.samples + counts.unknown_series) as usize).max(1);
+                // No tenant's request can outgrow `max` within one chunk.
+                let room = max.saturating_sub(self.requests.fullest()).max(1);
                 let end = (start + room).min(rows);
-                encode_samples(&batch.samples, start, end, &self.registry, &mut self.raw, &mut counts);
+                encode_samples(&batch.samples, start, end, &self.registry, &mut self.requests);
                 start = end;
-                if (counts.samples + counts.unknown_series) as usize >= max {
-                    self.send(&mut counts).await;
-                }
+                self.send_where(|r| r.rows() >= max).await;
             }
             if let Some(e) = &batch.exemplars {
-                encode_exemplars(e, &self.registry, &mut self.raw, &mut counts);
+                encode_exemplars(e, &self.registry, &mut self.requests);
             }
             if let Some(h) = &batch.histograms {
-                encode_histograms(h, &self.registry, &mut self.raw, &mut counts);
+                encode_histograms(h, &self.registry, &mut self.requests);
             }
         }
-        self.send(&mut counts).await;
+        self.send_where(|_| true).await;
     }
 }
 
 impl Flusher {
-    /// Compresses and delivers what `raw` holds, then clears it.
-    async fn send(&mut self, counts: &mut EncodedCounts) {
+    /// Sends every tenant's request that `full` picks and holds something.
+    async fn send_where(&mut self, full: impl Fn(&TenantRequest) -> bool) {
+        for i in 0..self.requests.open.len() {
+            let r = &self.requests.open[i];
+            if (r.rows() > 0 || !r.raw.is_empty()) && full(r) {
+                let mut request = std::mem::take(&mut self.requests.open[i]);
+                self.send(&mut request).await;
+                request.raw.clear();
+                request.counts = Default::default();
+                self.requests.open[i] = request;
+            }
+        }
+    }
+
+    /// Compresses and delivers one tenant's request.
+    async fn send(&mut self, request: &mut TenantRequest) {
+        let counts = request.counts;
         let url = &self.sender.labels().url;
         if counts.unknown_series > 0 {
             tracing::error!(url = %url, rows = counts.unknown_series, "Rows of unknown series were not forwarded; this is a bug.");
             self.sender.count_dropped(counts.unknown_series);
         }
-        if self.raw.is_empty() {
-            *counts = EncodedCounts::default();
+        let Some(tenant) = self.registry.tenant_name(request.tenant).cloned() else { return };
+        if request.raw.is_empty() {
             return;
         }
-        let need = snap::raw::max_compress_len(self.raw.len());
+        let uri = match &self.template {
+            None => None,
+            Some(template) => match self
+                .uris
+                .entry(request.tenant)
+                .or_insert_with(|| template.replace(TENANT_PLACEHOLDER, &tenant).parse().ok())
+            {
+                Some(uri) => Some(uri.clone()),
+                None => {
+                    tracing::warn!(url = %url, tenant = %tenant, samples = counts.samples, "The tenant makes no valid URL; its samples are dropped.");
+                    self.sender.count_dropped(counts.samples + counts.histograms);
+                    return;
+                }
+            },
+        };
+        let need = snap::raw::max_compress_len(request.raw.len());
         if self.compressed.len() < need {
             self.compressed.resize(need, 0);
         }
-        let body = match self.snappy.compress(&self.raw, &mut self.compressed) {
+        let body = match self.snappy.compress(&request.raw, &mut self.compressed) {
             Ok(n) => Bytes::copy_from_slice(&self.compressed[..n]),
             Err(e) => {
                 tracing::error!(url = %url, error = %e, "Snappy compression failed; this is a bug.");
                 Bytes::new()
             }
         };
-        self.raw.clear();
-        match self.sender.send(&self.headers, None, body).await {
+        let fate = match &uri {
+            Some(uri) => self.sender.send_to(uri, &self.headers, Some(&tenant), body).await,
+            None => self.sender.send(&self.headers, Some(&tenant), body).await,
+        };
+        match fate {
             Fate::Delivered { .. } => {
                 let (m, labels) = (self.sender.metrics(), self.sender.labels());
                 m.samples.get_or_create(labels).inc_by(counts.samples);
@@ -118,9 +156,8 @@ impl Flusher {
             }
             Fate::Rejected { status, message } => {
                 self.sender.count_dropped(counts.samples + counts.histograms);
-                tracing::warn!(url = %self.sender.labels().url, status, message, samples = counts.samples, "Backend rejected a request for good; its samples are dropped.");
+                tracing::warn!(url = %self.sender.labels().url, tenant = %tenant, status, message, samples = counts.samples, "Backend rejected a request for good; its samples are dropped.");
             }
         }
-        *counts = EncodedCounts::default();
     }
 }

@@ -50,6 +50,17 @@ pub(crate) enum OtlpError {
     BufferFull { limit: u64 },
     #[error("invalid X-Scope-OrgID: {0}")]
     InvalidTenant(String),
+    #[error("{0}")]
+    TenantLimit(String),
+}
+
+impl From<crate::tenant::TenantError> for OtlpError {
+    fn from(e: crate::tenant::TenantError) -> Self {
+        match e {
+            crate::tenant::TenantError::Invalid(m) => Self::InvalidTenant(m),
+            limit @ crate::tenant::TenantError::Limit(_) => Self::TenantLimit(limit.to_string()),
+        }
+    }
 }
 
 impl OtlpError {
@@ -59,6 +70,7 @@ impl OtlpError {
             Self::BodyTooLarge { .. } | Self::DecompressedTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             // 503, not 500: OTLP clients retry only 429, 502, 503 and 504.
             Self::BufferFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TenantLimit(_) => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -75,6 +87,7 @@ impl OtlpError {
             Self::Json(_) => "bad_json",
             Self::BufferFull { .. } => "buffer_full",
             Self::InvalidTenant(_) => "invalid_tenant",
+            Self::TenantLimit(_) => "limit",
         }
     }
 

@@ -19,6 +19,7 @@ use vigil_proto::google_rpc;
 use super::http::OtlpHttpState;
 use super::{metrics, sink};
 use crate::telemetry::{ProtocolLabels, RejectLabels, RequestLabels};
+use crate::tenant::{self, TenantError, series_tenant};
 
 const PROTOCOL: &str = "otlp_grpc";
 
@@ -62,8 +63,21 @@ impl MetricsService for OtlpGrpc {
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
         let state = &self.state;
         let m = &state.metrics;
-        let converted = metrics::convert_with_deltas(request.into_inner(), &state.deltas);
-        let result = sink::append(converted, &state.limits, &state.series, &state.buffer);
+        let header = request.metadata().get(tenant::HEADER).map(|v| v.as_bytes());
+        let tenant = match series_tenant(header, &state.series) {
+            Ok(t) => t,
+            Err(e) => {
+                let (reason, code, status) = match &e {
+                    TenantError::Invalid(_) => ("invalid_tenant", 400, Status::invalid_argument(e.to_string())),
+                    TenantError::Limit(_) => ("limit", 429, Status::resource_exhausted(e.to_string())),
+                };
+                m.rejected.get_or_create(&RejectLabels { protocol: PROTOCOL, reason }).inc();
+                m.requests.get_or_create(&RequestLabels { protocol: PROTOCOL, code }).inc();
+                return Err(status);
+            }
+        };
+        let converted = metrics::convert_with_deltas(request.into_inner(), &state.deltas, tenant);
+        let result = sink::append(converted, &state.limits, &state.series, tenant, &state.buffer);
         let (code, response) = match result {
             Ok(appended) => {
                 let labels = ProtocolLabels { protocol: PROTOCOL };

@@ -18,6 +18,7 @@ use crate::buffer::MetricsBuffer;
 use crate::limits::IngestLimits;
 use crate::series::SeriesRegistry;
 use crate::telemetry::{IngestMetrics, ProtocolLabels, RejectLabels, RequestLabels};
+use crate::tenant::{self, series_tenant};
 
 const PROTOCOL: &str = "otlp_http";
 
@@ -45,23 +46,26 @@ fn decode_metrics(encoding: Encoding, body: &[u8]) -> Result<ExportMetricsServic
     }
 }
 
+async fn handle(
+    state: &OtlpHttpState,
+    encoding: Encoding,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<sink::Appended, OtlpError> {
+    let tenant = series_tenant(headers.get(tenant::HEADER).map(|v| v.as_bytes()), &state.series)?;
+    let bytes = read_body(&state.limits, headers, body).await?;
+    let request = decode_metrics(encoding, &bytes)?;
+    let converted = metrics::convert_with_deltas(request, &state.deltas, tenant);
+    sink::append(converted, &state.limits, &state.series, tenant, &state.buffer)
+        .map_err(|full| OtlpError::BufferFull { limit: full.limit })
+}
+
 async fn export_metrics(State(state): State<Arc<OtlpHttpState>>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
     let encoding = encoding_of(&headers);
     let negotiated = encoding.as_ref().ok().copied();
     let result = match encoding {
-        Ok(enc) => match read_body(&state.limits, &headers, body).await {
-            Ok(bytes) => decode_metrics(enc, &bytes).and_then(|request| {
-                sink::append(
-                    metrics::convert_with_deltas(request, &state.deltas),
-                    &state.limits,
-                    &state.series,
-                    &state.buffer,
-                )
-                .map_err(|full| OtlpError::BufferFull { limit: full.limit })
-            }),
-            Err(e) => Err(e),
-        },
+        Ok(enc) => handle(&state, enc, &headers, body).await,
         Err(e) => Err(e),
     };
     let m = &state.metrics;

@@ -5,7 +5,7 @@ use prost::Message;
 use super::metrics::{Converted, PromSeries};
 use crate::buffer::{BufferFull, ExemplarRow, HistogramRow, MetricsBuffer, SampleRow, StagedRows};
 use crate::limits::IngestLimits;
-use crate::series::{SeriesRegistry, push_label};
+use crate::series::{SeriesRegistry, Tenant, push_label};
 
 /// What was kept, and what was refused with why (for `partial_success`).
 #[derive(Debug, Default)]
@@ -27,6 +27,7 @@ pub(crate) fn append(
     converted: Converted,
     limits: &IngestLimits,
     registry: &SeriesRegistry,
+    tenant: Tenant,
     buffer: &MetricsBuffer,
 ) -> Result<Appended, BufferFull> {
     let mut out =
@@ -46,7 +47,7 @@ pub(crate) fn append(
                 push_label(&mut key, name.as_bytes(), value.as_bytes());
             }
         }
-        let r = match registry.resolve(&key) {
+        let r = match registry.resolve(tenant, &key) {
             Ok(r) => r,
             Err(e) => {
                 out.rejected_points += points(series);

@@ -36,6 +36,17 @@ pub enum RemoteWriteError {
     Limit(String),
     #[error("buffer is full (`buffer.max_bytes` = {limit} bytes); retry later")]
     BufferFull { limit: u64 },
+    #[error("invalid X-Scope-OrgID: {0}")]
+    InvalidTenant(String),
+}
+
+impl From<crate::tenant::TenantError> for RemoteWriteError {
+    fn from(e: crate::tenant::TenantError) -> Self {
+        match e {
+            crate::tenant::TenantError::Invalid(m) => Self::InvalidTenant(m),
+            limit @ crate::tenant::TenantError::Limit(_) => Self::Limit(limit.to_string()),
+        }
+    }
 }
 
 /// What is wrong with one series.
@@ -101,6 +112,7 @@ impl RemoteWriteError {
             | Self::MetadataNotUtf8(..) => "invalid_series",
             Self::Limit(_) => "limit",
             Self::BufferFull { .. } => "buffer_full",
+            Self::InvalidTenant(_) => "invalid_tenant",
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::limits::IngestLimits;
 use crate::request_body::{BodyError, read_limited};
 use crate::series::{MetadataStore, SeriesRegistry};
 use crate::telemetry::{IngestMetrics, ProtocolLabels, RejectLabels, RequestLabels};
+use crate::tenant::{self, series_tenant};
 
 const PROTOCOL: &str = "remote_write";
 
@@ -90,7 +91,8 @@ async fn read_and_receive(
         BodyError::TooLarge { size, limit } => RemoteWriteError::BodyTooLarge { size, limit },
         BodyError::Read(m) => RemoteWriteError::BodyRead(m),
     })?;
-    receive(&bytes, version, &state.limits, &state.series, &state.metadata, &state.buffer)
+    let tenant = series_tenant(headers.get(tenant::HEADER).map(|v| v.as_bytes()), &state.series)?;
+    receive(&bytes, version, tenant, &state.limits, &state.series, &state.metadata, &state.buffer)
 }
 
 fn written_response(status: StatusCode, v2: bool, counts: WriteCounts, body: String) -> Response {

@@ -10,7 +10,7 @@ use super::validate::{check_labels_utf8, check_series_labels};
 use super::{decode_v1, decode_v2};
 use crate::buffer::{ExemplarRow, HistogramRow, MetricsBuffer, SampleRow, StagedRows};
 use crate::limits::IngestLimits;
-use crate::series::{KeyHash, Lookup, MetadataStore, RegistryError, SeriesRef, SeriesRegistry, push_label};
+use crate::series::{KeyHash, Lookup, MetadataStore, SeriesRef, SeriesRegistry, Tenant, push_label};
 
 /// What one accepted request added (the 2.0 `*-Written` headers).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -40,27 +40,37 @@ thread_local! {
 pub fn receive(
     compressed: &[u8],
     version: RemoteWriteVersion,
+    tenant: Tenant,
     limits: &IngestLimits,
     series: &SeriesRegistry,
     metadata: &MetadataStore,
     buffer: &MetricsBuffer,
 ) -> Result<WriteCounts, RemoteWriteError> {
+    let into = Destination { limits, series, metadata, buffer };
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut scratch) => receive_with(&mut scratch, compressed, version, limits, series, metadata, buffer),
+        Ok(mut scratch) => receive_with(&mut scratch, compressed, version, tenant, &into),
         // Only reachable if a caller re-enters from inside `receive`; use fresh buffers rather than panic.
-        Err(_) => receive_with(&mut Scratch::default(), compressed, version, limits, series, metadata, buffer),
+        Err(_) => receive_with(&mut Scratch::default(), compressed, version, tenant, &into),
     })
+}
+
+/// Where an accepted request goes, and the limits it must meet.
+#[derive(Clone, Copy)]
+struct Destination<'a> {
+    limits: &'a IngestLimits,
+    series: &'a SeriesRegistry,
+    metadata: &'a MetadataStore,
+    buffer: &'a MetricsBuffer,
 }
 
 fn receive_with(
     scratch: &mut Scratch,
     compressed: &[u8],
     version: RemoteWriteVersion,
-    limits: &IngestLimits,
-    series: &SeriesRegistry,
-    metadata: &MetadataStore,
-    buffer: &MetricsBuffer,
+    tenant: Tenant,
+    into: &Destination<'_>,
 ) -> Result<WriteCounts, RemoteWriteError> {
+    let Destination { limits, series, metadata, buffer } = *into;
     let size = snap::raw::decompress_len(compressed).map_err(|e| RemoteWriteError::Snappy(e.to_string()))? as u64;
     if size > limits.max_decompressed_bytes {
         return Err(RemoteWriteError::DecompressedTooLarge { size, limit: limits.max_decompressed_bytes });
@@ -79,7 +89,7 @@ fn receive_with(
         RemoteWriteVersion::V1 => decode_v1::decode(body, limits, decoded)?,
         RemoteWriteVersion::V2 => decode_v2::decode(body, limits, decoded)?,
     }
-    resolve_series(body, decoded, limits, resolve, ids, series)?;
+    resolve_series(body, decoded, tenant, limits, resolve, ids, series)?;
     stage_rows(body, decoded, ids, key, staged, buffer.shard_count())?;
     buffer.append(staged).map_err(|full| RemoteWriteError::BufferFull { limit: full.limit })?;
     for md in &decoded.metadata {
@@ -123,6 +133,7 @@ struct ResolveScratch {
 fn resolve_series(
     body: &[u8],
     decoded: &DecodedWrite,
+    tenant: Tenant,
     limits: &IngestLimits,
     scratch: &mut ResolveScratch,
     ids: &mut Vec<SeriesRef>,
@@ -147,10 +158,10 @@ fn resolve_series(
                 KeyAt::Built(start, built.len() as u32)
             }
         };
-        hashes.push(KeyHash::of(at.bytes(body, built)));
+        hashes.push(KeyHash::of(tenant, at.bytes(body, built)));
         keys.push(at);
     }
-    series.lookup_batch(hashes, order, found);
+    series.lookup_batch(tenant, hashes, order, found);
     ids.clear();
     // Check everything before registering anything, so a refused request leaves no series behind.
     for (index, (s, (at, lookup))) in decoded.series.iter().zip(keys.iter().zip(found.iter())).enumerate() {
@@ -168,9 +179,9 @@ fn resolve_series(
     for (at, lookup) in keys.iter().zip(found.iter()) {
         let resolved = match *lookup {
             Lookup::Found(r) => r,
-            Lookup::Missing => series.resolve(at.bytes(body, built)).map_err(|e| match e {
-                RegistryError::TooManySeries { .. } => RemoteWriteError::Limit(e.to_string()),
-            })?,
+            Lookup::Missing => {
+                series.resolve(tenant, at.bytes(body, built)).map_err(|e| RemoteWriteError::Limit(e.to_string()))?
+            }
         };
         ids.push(resolved);
     }
@@ -297,7 +308,7 @@ mod tests {
 
     #[test]
     fn every_encoding_of_a_label_set_resolves_to_the_same_series() {
-        let series = SeriesRegistry::new(&SeriesRegistryConfig::default());
+        let series = SeriesRegistry::new(&SeriesRegistryConfig::default(), "anonymous");
         let (metadata, limits) = (MetadataStore::default(), IngestLimits::default());
         let buffer = MetricsBuffer::new(BufferConfig::default());
         let long = "v".repeat(300);
@@ -309,13 +320,14 @@ mod tests {
             vec![canonical("__name__", "up"), canonical("job", "x")],
         ];
         for v in &variants {
-            receive(&request(v), RemoteWriteVersion::V1, &limits, &series, &metadata, &buffer).unwrap();
+            receive(&request(v), RemoteWriteVersion::V1, Tenant::DEFAULT, &limits, &series, &metadata, &buffer)
+                .unwrap();
         }
         // Variants 0-2 name one series (long job value), 3-4 another (job="x").
         assert_eq!(series.len(), 2, "non-canonical encodings must not create duplicate series");
         let mut key = Vec::new();
         push_label(&mut key, b"__name__", b"up");
         push_label(&mut key, b"job", b"x");
-        assert!(series.lookup(&key).is_some());
+        assert!(series.lookup(Tenant::DEFAULT, &key).is_some());
     }
 }

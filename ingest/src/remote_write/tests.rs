@@ -21,7 +21,7 @@ use vigil_proto::prometheus_v2 as v2;
 use super::*;
 use crate::buffer::{BufferConfig, MetricsBuffer, SealedBatch, Subscription, SubscriptionMode};
 use crate::limits::IngestLimits;
-use crate::series::{FamilyMetadata, MetadataStore, SeriesRegistry, SeriesRegistryConfig, decode_label_key};
+use crate::series::{FamilyMetadata, MetadataStore, SeriesRegistry, SeriesRegistryConfig, Tenant, decode_label_key};
 use crate::telemetry::{IngestMetrics, RequestLabels};
 
 // ---------------------------------------------------------------------------------------------------------
@@ -218,14 +218,14 @@ impl Env {
     fn with(limits: IngestLimits, series: SeriesRegistryConfig) -> Self {
         Self {
             limits,
-            series: SeriesRegistry::new(&series),
+            series: SeriesRegistry::new(&series, "anonymous"),
             metadata: MetadataStore::default(),
             buffer: MetricsBuffer::new(buffer_config()),
         }
     }
 
     fn send(&self, body: &[u8], version: RemoteWriteVersion) -> Result<WriteCounts, RemoteWriteError> {
-        receive(body, version, &self.limits, &self.series, &self.metadata, &self.buffer)
+        receive(body, version, Tenant::DEFAULT, &self.limits, &self.series, &self.metadata, &self.buffer)
     }
 
     /// Seals everything and reads every shard from its oldest batch through a lossy subscription.
@@ -610,7 +610,7 @@ fn state(limits: IngestLimits, buffer: BufferConfig, series: SeriesRegistryConfi
     Arc::new(RemoteWriteState {
         config: RemoteWriteConfig::default(),
         limits,
-        series: Arc::new(SeriesRegistry::new(&series)),
+        series: Arc::new(SeriesRegistry::new(&series, "anonymous")),
         metadata: Arc::new(MetadataStore::default()),
         buffer: MetricsBuffer::new(buffer),
         metrics: IngestMetrics::new(&mut Registry::default()),
@@ -775,6 +775,20 @@ fn malformed_cases() -> Vec<Case> {
         ),
         case("truncated snappy block", v1_headers(), truncated_snappy, bad, "invalid snappy block"),
         case("uncompressed protobuf", v1_headers(), ok_v1_raw.clone(), bad, "invalid snappy block"),
+        case(
+            "tenant id with a slash",
+            with(v1_headers(), "x-scope-orgid", "team/a"),
+            ok_v1.clone(),
+            bad,
+            "invalid X-Scope-OrgID: tenant id contains '/'",
+        ),
+        case(
+            "tenant id too long",
+            with(v1_headers(), "x-scope-orgid", &"t".repeat(151)),
+            ok_v1.clone(),
+            bad,
+            "invalid X-Scope-OrgID: tenant id must be 1 to 150 bytes",
+        ),
         case(
             "json content type",
             with(v1_headers(), "content-type", "application/json"),
@@ -1046,7 +1060,15 @@ fn full_buffer_server() -> (Arc<RemoteWriteState>, Vec<Subscription>) {
             &[("__name__", "filler"), ("job", "prefill")],
             &[(filled, 1.0), (filled, 1.0), (filled, 1.0), (filled, 1.0)],
         );
-        match receive(&body, RemoteWriteVersion::V1, &state.limits, &state.series, &state.metadata, &state.buffer) {
+        match receive(
+            &body,
+            RemoteWriteVersion::V1,
+            Tenant::DEFAULT,
+            &state.limits,
+            &state.series,
+            &state.metadata,
+            &state.buffer,
+        ) {
             Ok(_) => filled += 1,
             Err(RemoteWriteError::BufferFull { .. }) => break,
             Err(e) => panic!("prefill failed: {e}"),
@@ -1058,10 +1080,15 @@ fn full_buffer_server() -> (Arc<RemoteWriteState>, Vec<Subscription>) {
 }
 
 fn one_series_server() -> Arc<RemoteWriteState> {
-    let state = state(table_limits(), buffer_config(), SeriesRegistryConfig { max_series: 1 });
+    let state = state(
+        table_limits(),
+        buffer_config(),
+        SeriesRegistryConfig { max_series: 1, ..SeriesRegistryConfig::default() },
+    );
     receive(
         &v1_one(UP, &[(1, 1.0)]),
         RemoteWriteVersion::V1,
+        Tenant::DEFAULT,
         &state.limits,
         &state.series,
         &state.metadata,
@@ -1330,4 +1357,33 @@ proptest! {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn tenants_write_separate_series() {
+    let server = state(table_limits(), buffer_config(), SeriesRegistryConfig::default());
+    let body = || v1_body(&v1_request(vec![v1_series(UP, &[(1_000, 1.0)])]));
+    for tenant in [None, Some("team-a"), Some("team-b"), Some("team-a"), Some("anonymous")] {
+        let headers = match tenant {
+            Some(t) => with(v1_headers(), "x-scope-orgid", t),
+            None => v1_headers(),
+        };
+        let reply = post(&server, &headers, body()).await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{tenant:?}: {}", reply.body);
+    }
+    // Absent header and the default tenant's name are one tenant; team-a twice is one series.
+    assert_eq!(server.series.len(), 3);
+    server.buffer.seal_all();
+    let mut tenants: Vec<String> = (0..server.buffer.shard_count())
+        .flat_map(|s| server.buffer.snapshot(s))
+        .flat_map(|b| {
+            let slots = b.samples.column(3).as_primitive::<arrow_array::types::UInt32Type>().values().to_vec();
+            slots.into_iter().map(|slot| {
+                let (_, t) = server.series.series_by_slot(slot).unwrap();
+                server.series.tenant_name(t).unwrap().to_string()
+            })
+        })
+        .collect();
+    tenants.sort();
+    assert_eq!(tenants, ["anonymous", "anonymous", "team-a", "team-a", "team-b"], "every row knows its tenant");
 }

@@ -32,8 +32,9 @@ pub struct KeyHash {
 }
 
 impl KeyHash {
-    pub fn of(key: &[u8]) -> Self {
-        Self::with_seed(key, 0)
+    /// The hash of `key` as a series of `tenant`.
+    pub fn of(tenant: Tenant, key: &[u8]) -> Self {
+        Self::with_seed(key, tenant.seed)
     }
 
     fn with_seed(key: &[u8], seed: u64) -> Self {
@@ -42,16 +43,40 @@ impl KeyHash {
     }
 }
 
+/// A tenant as the registry knows it: a dense index (stored with each series) and the seed its series'
+/// keys are hashed with, so that one label set sent by two tenants is two series with two ids.
+///
+/// The default tenant hashes with seed 0, so a single-tenant deployment's ids are the plain xxh3 of the key;
+/// any other tenant's seed is derived from its name, so ids stay stable across restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tenant {
+    index: u32,
+    seed: u64,
+}
+
+impl Tenant {
+    /// The tenant of requests that name none.
+    pub const DEFAULT: Tenant = Tenant { index: 0, seed: 0 };
+
+    /// Dense index of the tenant in this process (0 is the default tenant); see [`SeriesRegistry::tenant_name`].
+    pub fn index(self) -> u32 {
+        self.index
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SeriesRegistryConfig {
     /// Most distinct series kept at once. New series beyond it are rejected (429) and counted.
     pub max_series: u64,
+    /// Most distinct tenants (`X-Scope-OrgID` values) whose metrics are kept; requests of further tenants
+    /// are refused (429).
+    pub max_tenants: u32,
 }
 
 impl Default for SeriesRegistryConfig {
     fn default() -> Self {
-        Self { max_series: 5_000_000 }
+        Self { max_series: 5_000_000, max_tenants: 10_000 }
     }
 }
 
@@ -77,6 +102,13 @@ impl Hasher for IdHasher {
 struct Entry {
     check: u64,
     slot: u32,
+    tenant: u32,
+}
+
+impl Entry {
+    fn is(&self, h: &KeyHash, tenant: Tenant) -> bool {
+        self.check == h.check && self.tenant == tenant.index
+    }
 }
 
 type IdMap = HashMap<SeriesId, Entry, BuildHasherDefault<IdHasher>>;
@@ -92,6 +124,8 @@ fn shard_of(id: SeriesId) -> usize {
 pub enum RegistryError {
     #[error("series limit reached: {limit} active series (`series.max_series`)")]
     TooManySeries { limit: u64 },
+    #[error("tenant limit reached: {limit} tenants (`series.max_tenants`)")]
+    TooManyTenants { limit: u32 },
 }
 
 /// What a batched lookup found for one key.
@@ -110,10 +144,15 @@ pub enum Lookup {
 /// forwarders reach a series' labels without hashing or locking.
 pub struct SeriesRegistry {
     shards: Box<[RwLock<IdMap>]>,
-    keys: boxcar::Vec<LabelSetKey>,
+    /// By slot: the label set and the index of its tenant.
+    keys: boxcar::Vec<(LabelSetKey, u32)>,
     count: AtomicU64,
     key_bytes: AtomicU64,
     max_series: u64,
+    tenants: RwLock<HashMap<Arc<str>, Tenant>>,
+    /// By tenant index.
+    tenant_names: boxcar::Vec<Arc<str>>,
+    max_tenants: u32,
 }
 
 impl std::fmt::Debug for SeriesRegistry {
@@ -123,31 +162,70 @@ impl std::fmt::Debug for SeriesRegistry {
 }
 
 impl SeriesRegistry {
-    pub fn new(config: &SeriesRegistryConfig) -> Self {
+    /// A registry whose tenant index 0 (hash seed 0) is `default_tenant`, the tenant of requests that name
+    /// none.
+    pub fn new(config: &SeriesRegistryConfig, default_tenant: &str) -> Self {
+        let default: Arc<str> = Arc::from(default_tenant);
+        let tenant_names = boxcar::Vec::new();
+        tenant_names.push(Arc::clone(&default));
         Self {
             shards: (0..SHARDS).map(|_| RwLock::new(IdMap::default())).collect(),
             keys: boxcar::Vec::new(),
             count: AtomicU64::new(0),
             key_bytes: AtomicU64::new(0),
             max_series: config.max_series,
+            tenants: RwLock::new(HashMap::from([(default, Tenant { index: 0, seed: 0 })])),
+            tenant_names,
+            max_tenants: config.max_tenants.max(1),
         }
     }
 
+    /// The tenant of requests that name none.
+    pub fn default_tenant(&self) -> Tenant {
+        Tenant::DEFAULT
+    }
+
+    /// The tenant called `name`, known from now on.
+    pub fn tenant(&self, name: &str) -> Result<Tenant, RegistryError> {
+        if let Some(t) = self.tenants.read().get(name) {
+            return Ok(*t);
+        }
+        let mut tenants = self.tenants.write();
+        if let Some(t) = tenants.get(name) {
+            return Ok(*t);
+        }
+        if tenants.len() >= self.max_tenants as usize {
+            return Err(RegistryError::TooManyTenants { limit: self.max_tenants });
+        }
+        let name: Arc<str> = Arc::from(name);
+        let index = self.tenant_names.push(Arc::clone(&name)) as u32;
+        // Never seed 0: that is the default tenant's.
+        let tenant = Tenant { index, seed: xxhash_rust::xxh3::xxh3_64(name.as_bytes()) | 1 };
+        tenants.insert(name, tenant);
+        Ok(tenant)
+    }
+
+    /// The name of the tenant with this index.
+    pub fn tenant_name(&self, index: u32) -> Option<&Arc<str>> {
+        self.tenant_names.get(index as usize)
+    }
+
     /// The series of an already registered label set, without registering anything.
-    pub fn lookup(&self, key: &[u8]) -> Option<SeriesRef> {
-        let mut seed = 0;
+    pub fn lookup(&self, tenant: Tenant, key: &[u8]) -> Option<SeriesRef> {
+        let mut seed = tenant.seed;
         loop {
             let h = KeyHash::with_seed(key, seed);
             match self.shards[shard_of(h.id)].read().get(&h.id) {
-                Some(e) if e.check == h.check => return Some(SeriesRef { id: h.id, slot: e.slot }),
-                Some(_) => seed += 1,
+                Some(e) if e.is(&h, tenant) => return Some(SeriesRef { id: h.id, slot: e.slot }),
+                Some(_) => seed = seed.wrapping_add(1),
                 None => return None,
             }
         }
     }
 
-    /// Looks up many keys at once, taking each shard's lock once. `out[i]` answers `hashes[i]`.
-    pub fn lookup_batch(&self, hashes: &[KeyHash], order: &mut Vec<u32>, out: &mut Vec<Lookup>) {
+    /// Looks up many keys of one tenant at once (hashed with [`KeyHash::of`] for that tenant), taking each
+    /// shard's lock once. `out[i]` answers `hashes[i]`.
+    pub fn lookup_batch(&self, tenant: Tenant, hashes: &[KeyHash], order: &mut Vec<u32>, out: &mut Vec<Lookup>) {
         out.clear();
         out.resize(hashes.len(), Lookup::Missing);
         order.clear();
@@ -160,7 +238,7 @@ impl SeriesRegistry {
             while at < order.len() && shard_of(hashes[order[at] as usize].id) == shard {
                 let i = order[at] as usize;
                 if let Some(e) = map.get(&hashes[i].id)
-                    && e.check == hashes[i].check
+                    && e.is(&hashes[i], tenant)
                 {
                     out[i] = Lookup::Found(SeriesRef { id: hashes[i].id, slot: e.slot });
                 }
@@ -173,20 +251,20 @@ impl SeriesRegistry {
     ///
     /// If two label sets ever shared a 64-bit id, the later one is re-hashed with the next seed, so ids stay
     /// unique and deterministic for a given set of series.
-    pub fn resolve(&self, key: &[u8]) -> Result<SeriesRef, RegistryError> {
-        let mut seed = 0;
+    pub fn resolve(&self, tenant: Tenant, key: &[u8]) -> Result<SeriesRef, RegistryError> {
+        let mut seed = tenant.seed;
         loop {
             let h = KeyHash::with_seed(key, seed);
             let mut map = self.shards[shard_of(h.id)].write();
             match map.get(&h.id) {
-                Some(e) if e.check == h.check => return Ok(SeriesRef { id: h.id, slot: e.slot }),
-                Some(_) => seed += 1,
+                Some(e) if e.is(&h, tenant) => return Ok(SeriesRef { id: h.id, slot: e.slot }),
+                Some(_) => seed = seed.wrapping_add(1),
                 None => {
                     if self.count.load(Ordering::Relaxed) >= self.max_series {
                         return Err(RegistryError::TooManySeries { limit: self.max_series });
                     }
-                    let slot = self.keys.push(Arc::from(key)) as u32;
-                    map.insert(h.id, Entry { check: h.check, slot });
+                    let slot = self.keys.push((Arc::from(key), tenant.index)) as u32;
+                    map.insert(h.id, Entry { check: h.check, slot, tenant: tenant.index });
                     self.count.fetch_add(1, Ordering::Relaxed);
                     self.key_bytes.fetch_add(key.len() as u64, Ordering::Relaxed);
                     return Ok(SeriesRef { id: h.id, slot });
@@ -197,11 +275,21 @@ impl SeriesRegistry {
 
     /// The canonical key of a series by slot: no hashing, no lock.
     pub fn key_by_slot(&self, slot: u32) -> Option<&[u8]> {
-        self.keys.get(slot as usize).map(|k| &k[..])
+        self.keys.get(slot as usize).map(|(k, _)| &k[..])
+    }
+
+    /// The canonical key and tenant index of a series by slot: no hashing, no lock.
+    pub fn series_by_slot(&self, slot: u32) -> Option<(&[u8], u32)> {
+        self.keys.get(slot as usize).map(|(k, t)| (&k[..], *t))
     }
 
     /// The canonical key of a series by id.
     pub fn key(&self, id: SeriesId) -> Option<LabelSetKey> {
+        self.series(id).map(|(k, _)| k)
+    }
+
+    /// The canonical key and tenant index of a series by id.
+    pub fn series(&self, id: SeriesId) -> Option<(LabelSetKey, u32)> {
         let slot = self.shards[shard_of(id)].read().get(&id)?.slot;
         self.keys.get(slot as usize).cloned()
     }
@@ -246,13 +334,14 @@ mod tests {
 
     #[test]
     fn same_labels_same_id_and_stable() {
-        let reg = SeriesRegistry::new(&SeriesRegistryConfig::default());
+        let reg = SeriesRegistry::new(&SeriesRegistryConfig::default(), "anonymous");
+        let t = reg.default_tenant();
         let a = key(&[("__name__", "up"), ("job", "a")]);
-        let s = reg.resolve(&a).unwrap();
-        assert_eq!(reg.resolve(&a).unwrap(), s);
-        assert_eq!(reg.lookup(&a), Some(s));
+        let s = reg.resolve(t, &a).unwrap();
+        assert_eq!(reg.resolve(t, &a).unwrap(), s);
+        assert_eq!(reg.lookup(t, &a), Some(s));
         assert_eq!(s.id, xxhash_rust::xxh3::xxh3_128(&a) as u64, "id must be the plain hash of the key");
-        let other = reg.resolve(&key(&[("__name__", "up"), ("job", "b")])).unwrap();
+        let other = reg.resolve(t, &key(&[("__name__", "up"), ("job", "b")])).unwrap();
         assert_ne!(s.id, other.id);
         assert_ne!(s.slot, other.slot);
         assert_eq!(reg.len(), 2);
@@ -263,12 +352,13 @@ mod tests {
 
     #[test]
     fn batch_lookup_matches_single_lookups() {
-        let reg = SeriesRegistry::new(&SeriesRegistryConfig::default());
+        let reg = SeriesRegistry::new(&SeriesRegistryConfig::default(), "anonymous");
+        let t = reg.default_tenant();
         let keys: Vec<Vec<u8>> = (0..500).map(|i| key(&[("__name__", "m"), ("i", &i.to_string())])).collect();
-        let known: Vec<SeriesRef> = keys.iter().step_by(2).map(|k| reg.resolve(k).unwrap()).collect();
-        let hashes: Vec<KeyHash> = keys.iter().map(|k| KeyHash::of(k)).collect();
+        let known: Vec<SeriesRef> = keys.iter().step_by(2).map(|k| reg.resolve(t, k).unwrap()).collect();
+        let hashes: Vec<KeyHash> = keys.iter().map(|k| KeyHash::of(t, k)).collect();
         let (mut order, mut out) = (Vec::new(), Vec::new());
-        reg.lookup_batch(&hashes, &mut order, &mut out);
+        reg.lookup_batch(t, &hashes, &mut order, &mut out);
         for (i, r) in out.iter().enumerate() {
             if i % 2 == 0 {
                 assert_eq!(*r, Lookup::Found(known[i / 2]));
@@ -280,9 +370,32 @@ mod tests {
 
     #[test]
     fn limit_is_enforced() {
-        let reg = SeriesRegistry::new(&SeriesRegistryConfig { max_series: 1 });
-        let a = reg.resolve(&key(&[("__name__", "a")])).unwrap();
-        assert_eq!(reg.resolve(&key(&[("__name__", "a")])), Ok(a));
-        assert_eq!(reg.resolve(&key(&[("__name__", "b")])), Err(RegistryError::TooManySeries { limit: 1 }));
+        let reg = SeriesRegistry::new(&SeriesRegistryConfig { max_series: 1, max_tenants: 2 }, "anonymous");
+        let t = reg.default_tenant();
+        let a = reg.resolve(t, &key(&[("__name__", "a")])).unwrap();
+        assert_eq!(reg.resolve(t, &key(&[("__name__", "a")])), Ok(a));
+        assert_eq!(reg.resolve(t, &key(&[("__name__", "b")])), Err(RegistryError::TooManySeries { limit: 1 }));
+    }
+
+    #[test]
+    fn tenants_keep_their_series_apart() {
+        let reg = SeriesRegistry::new(&SeriesRegistryConfig { max_series: 10, max_tenants: 3 }, "anonymous");
+        let k = key(&[("__name__", "up")]);
+        let (default, a, b) = (reg.default_tenant(), reg.tenant("a").unwrap(), reg.tenant("b").unwrap());
+        assert_eq!(reg.tenant("anonymous").unwrap(), default, "the default tenant by name is the default tenant");
+        assert_eq!(reg.tenant("a").unwrap(), a);
+        let (sd, sa, sb) =
+            (reg.resolve(default, &k).unwrap(), reg.resolve(a, &k).unwrap(), reg.resolve(b, &k).unwrap());
+        assert!(sd.id != sa.id && sa.id != sb.id && sd.id != sb.id, "one label set per tenant is its own series");
+        assert_eq!(reg.resolve(a, &k).unwrap(), sa);
+        assert_eq!(reg.lookup(b, &k), Some(sb));
+        assert_eq!(reg.series_by_slot(sa.slot), Some((&k[..], a.index())));
+        assert_eq!(reg.series(sb.id).map(|(_, t)| t), Some(b.index()));
+        assert_eq!(reg.tenant_name(b.index()).map(|n| &**n), Some("b"));
+        // Ids are a function of tenant name and labels, not of arrival order.
+        let other = SeriesRegistry::new(&SeriesRegistryConfig::default(), "anonymous");
+        let b2 = other.tenant("b").unwrap();
+        assert_eq!(other.resolve(b2, &k).unwrap().id, sb.id);
+        assert_eq!(reg.tenant("c"), Err(RegistryError::TooManyTenants { limit: 3 }));
     }
 }

@@ -5,7 +5,7 @@ use vigil_ingest::buffer::{BufferConfig, ExemplarRow, HistogramRow, MetricsBuffe
 use vigil_ingest::series::{SeriesRegistry, SeriesRegistryConfig};
 use vigil_proto::prometheus::{Histogram, Label, WriteRequest, histogram};
 
-use super::encode_write_request;
+use super::encode_write_requests;
 
 fn key(pairs: &[(&str, &str)]) -> Vec<u8> {
     let ts = vigil_proto::prometheus::TimeSeries {
@@ -17,9 +17,10 @@ fn key(pairs: &[(&str, &str)]) -> Vec<u8> {
 
 #[tokio::test]
 async fn sealed_batches_encode_to_a_faithful_write_request() {
-    let registry = SeriesRegistry::new(&SeriesRegistryConfig::default());
-    let a = registry.resolve(&key(&[("__name__", "up"), ("job", "a")])).unwrap();
-    let b = registry.resolve(&key(&[("__name__", "up"), ("job", "b")])).unwrap();
+    let registry = SeriesRegistry::new(&SeriesRegistryConfig::default(), "anonymous");
+    let t = registry.default_tenant();
+    let a = registry.resolve(t, &key(&[("__name__", "up"), ("job", "a")])).unwrap();
+    let b = registry.resolve(t, &key(&[("__name__", "up"), ("job", "b")])).unwrap();
     let buffer = MetricsBuffer::new(BufferConfig { shards: 1, batch_rows: 64, ..BufferConfig::default() });
     let mut sub = buffer.subscribe(0, SubscriptionMode::Lossy);
     let mut staged = buffer.staged_rows();
@@ -47,7 +48,8 @@ async fn sealed_batches_encode_to_a_faithful_write_request() {
     buffer.seal_all();
     let Next::Batch(batch) = sub.next().await else { panic!("expected a batch") };
 
-    let (raw, counts) = encode_write_request(&[Arc::clone(&batch)], &registry);
+    let requests = encode_write_requests(&[Arc::clone(&batch)], &registry);
+    let [super::TenantRequest { tenant: 0, raw, counts }] = &requests[..] else { panic!("one default-tenant request") };
     assert_eq!((counts.samples, counts.exemplars, counts.histograms, counts.unknown_series), (3, 1, 1, 0));
     let req = WriteRequest::decode(raw.as_slice()).unwrap();
     // Consecutive samples of one series share a TimeSeries.
@@ -64,4 +66,30 @@ async fn sealed_batches_encode_to_a_faithful_write_request() {
         ("trace_id", "abc", 1.5, 1500)
     );
     assert_eq!(req.timeseries[3].histograms[0], h);
+}
+
+#[tokio::test]
+async fn each_tenant_gets_its_own_request() {
+    let registry = SeriesRegistry::new(&SeriesRegistryConfig::default(), "anonymous");
+    let (t1, t2) = (registry.tenant("one").unwrap(), registry.tenant("two").unwrap());
+    let labels = key(&[("__name__", "up")]);
+    let (a, b) = (registry.resolve(t1, &labels).unwrap(), registry.resolve(t2, &labels).unwrap());
+    let buffer = MetricsBuffer::new(BufferConfig { shards: 1, batch_rows: 64, ..BufferConfig::default() });
+    let mut sub = buffer.subscribe(0, SubscriptionMode::Lossy);
+    let mut staged = buffer.staged_rows();
+    for (i, r) in [a, b, a, b, b].into_iter().enumerate() {
+        staged.push_sample(SampleRow { series: r.id, slot: r.slot, timestamp_ms: i as i64, value: i as f64 });
+    }
+    buffer.append(&staged).unwrap();
+    buffer.seal_all();
+    let Next::Batch(batch) = sub.next().await else { panic!("expected a batch") };
+    let requests = encode_write_requests(&[batch], &registry);
+    let by_tenant: Vec<(u32, Vec<f64>)> = requests
+        .iter()
+        .map(|r| {
+            let req = WriteRequest::decode(r.raw.as_slice()).unwrap();
+            (r.tenant, req.timeseries.iter().flat_map(|ts| ts.samples.iter().map(|s| s.value)).collect())
+        })
+        .collect();
+    assert_eq!(by_tenant, vec![(t1.index(), vec![0.0, 2.0]), (t2.index(), vec![1.0, 3.0, 4.0])]);
 }

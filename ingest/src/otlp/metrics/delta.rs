@@ -55,8 +55,9 @@ impl DeltaToCumulative {
         Self { streams: Mutex::new(HashMap::new()), max_streams }
     }
 
-    /// Rewrites every delta sum and histogram in `request` as cumulative, in place.
-    pub(crate) fn accumulate(&self, request: &mut ExportMetricsServiceRequest) -> Refused {
+    /// Rewrites every delta sum and histogram in `request` as cumulative, in place. Running totals are
+    /// kept per tenant (`tenant` is its registry index): one tenant's deltas never add to another's.
+    pub(crate) fn accumulate(&self, request: &mut ExportMetricsServiceRequest, tenant: u32) -> Refused {
         let mut refused = Refused::default();
         let mut streams = self.streams.lock();
         if streams.len() >= self.max_streams {
@@ -66,7 +67,7 @@ impl DeltaToCumulative {
         let cumulative = AggregationTemporality::Cumulative as i32;
         for rm in &mut request.resource_metrics {
             let resource = rm.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or(&[]);
-            let mut prefix = Vec::new();
+            let mut prefix = tenant.to_le_bytes().to_vec();
             encode_attributes(resource, &mut prefix);
             for sm in &mut rm.scope_metrics {
                 let mut scope_prefix = prefix.clone();

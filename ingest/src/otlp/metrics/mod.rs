@@ -67,8 +67,12 @@ pub(crate) struct Converted {
 /// `rejected_points` and explained in `problems`, the rest is returned.
 /// Turns delta sums and histograms into cumulative ones (keeping running totals in `deltas`), then
 /// converts. Points that could not be accumulated are counted as rejected with their reason.
-pub(crate) fn convert_with_deltas(mut request: ExportMetricsServiceRequest, deltas: &DeltaToCumulative) -> Converted {
-    let refused = deltas.accumulate(&mut request);
+pub(crate) fn convert_with_deltas(
+    mut request: ExportMetricsServiceRequest,
+    deltas: &DeltaToCumulative,
+    tenant: crate::series::Tenant,
+) -> Converted {
+    let refused = deltas.accumulate(&mut request, tenant.index());
     let mut converted = convert(&request);
     converted.rejected_points += refused.points;
     converted.problems.extend(refused.problems);

@@ -8,6 +8,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 
 use crate::otlp::metrics::{DeltaToCumulative, convert_with_deltas};
+use crate::series::{SeriesRegistry, SeriesRegistryConfig, Tenant};
 
 fn request(metric: Metric) -> ExportMetricsServiceRequest {
     ExportMetricsServiceRequest {
@@ -44,12 +45,12 @@ fn delta_sums_accumulate_and_out_of_order_points_are_rejected() {
     let deltas = DeltaToCumulative::new(100);
     let mut totals = Vec::new();
     for (value, t) in [(5.0, 10), (3.0, 11), (2.0, 12)] {
-        let c = convert_with_deltas(delta_sum(value, t), &deltas);
+        let c = convert_with_deltas(delta_sum(value, t), &deltas, Tenant::DEFAULT);
         assert_eq!(c.rejected_points, 0, "{:?}", c.problems);
         totals.push(last_value(&c, "jobs_total").expect("a jobs_total series"));
     }
     assert_eq!(totals, vec![5.0, 8.0, 10.0]);
-    let late = convert_with_deltas(delta_sum(100.0, 11), &deltas);
+    let late = convert_with_deltas(delta_sum(100.0, 11), &deltas, Tenant::DEFAULT);
     assert_eq!(late.rejected_points, 1);
     assert!(late.problems[0].contains("older than the last one"), "{:?}", late.problems);
     assert!(late.series.is_empty());
@@ -76,8 +77,8 @@ fn delta_histograms_accumulate_bucket_by_bucket() {
             ..Default::default()
         })
     };
-    convert_with_deltas(point(vec![1, 1], 2.0, 10), &deltas);
-    let c = convert_with_deltas(point(vec![2, 0], 1.0, 11), &deltas);
+    convert_with_deltas(point(vec![1, 1], 2.0, 10), &deltas, Tenant::DEFAULT);
+    let c = convert_with_deltas(point(vec![2, 0], 1.0, 11), &deltas, Tenant::DEFAULT);
     assert_eq!(c.rejected_points, 0, "{:?}", c.problems);
     assert_eq!(last_value(&c, "latency_count"), Some(4.0));
     assert_eq!(last_value(&c, "latency_sum"), Some(3.0));
@@ -88,7 +89,7 @@ fn delta_histograms_accumulate_bucket_by_bucket() {
 #[test]
 fn the_stream_limit_rejects_new_streams_only() {
     let deltas = DeltaToCumulative::new(1);
-    assert_eq!(convert_with_deltas(delta_sum(1.0, 10), &deltas).rejected_points, 0);
+    assert_eq!(convert_with_deltas(delta_sum(1.0, 10), &deltas, Tenant::DEFAULT).rejected_points, 0);
     let mut other = delta_sum(1.0, 10);
     if let Some(Data::Sum(s)) = &mut other.resource_metrics[0].scope_metrics[0].metrics[0].data {
         s.data_points[0].attributes.push(opentelemetry_proto::tonic::common::v1::KeyValue {
@@ -99,8 +100,23 @@ fn the_stream_limit_rejects_new_streams_only() {
             ..Default::default()
         });
     }
-    let c = convert_with_deltas(other, &deltas);
+    let c = convert_with_deltas(other, &deltas, Tenant::DEFAULT);
     assert_eq!(c.rejected_points, 1);
     assert!(c.problems[0].contains("too many delta streams"));
-    assert_eq!(convert_with_deltas(delta_sum(1.0, 11), &deltas).rejected_points, 0, "the known stream goes on");
+    assert_eq!(
+        convert_with_deltas(delta_sum(1.0, 11), &deltas, Tenant::DEFAULT).rejected_points,
+        0,
+        "the known stream goes on"
+    );
+}
+
+#[test]
+fn tenants_keep_separate_running_totals() {
+    let deltas = DeltaToCumulative::new(100);
+    let registry = SeriesRegistry::new(&SeriesRegistryConfig::default(), "anonymous");
+    let other = registry.tenant("other").unwrap();
+    convert_with_deltas(delta_sum(5.0, 10), &deltas, Tenant::DEFAULT);
+    let theirs = convert_with_deltas(delta_sum(1.0, 11), &deltas, other);
+    let value = theirs.series.iter().flat_map(|s| &s.samples).map(|(_, v)| *v).next();
+    assert_eq!(value, Some(1.0), "another tenant's stream starts from its own first delta");
 }
