@@ -135,6 +135,7 @@ pub(crate) async fn run(
         .add_service(traces::traces_service(Arc::clone(&traces_state)))
         .add_service(otlp::logs::logs_service(Arc::clone(&logs_state)))
         .into_axum_router();
+    let grpc_app = otlp::decode_errors_as_invalid_argument(grpc_app);
     let app = remote_write::router(rw_state)
         .merge(otlp::router(otlp_state))
         .merge(traces::traces_router(traces_state))

@@ -8,6 +8,7 @@
 mod any_value;
 mod body;
 mod grpc;
+mod grpc_status;
 mod http;
 pub mod logs;
 pub(crate) mod metrics;
@@ -15,5 +16,6 @@ mod sink;
 pub mod traces;
 
 pub use grpc::{OtlpGrpc, metrics_service};
+pub use grpc_status::decode_errors_as_invalid_argument;
 pub use http::{OtlpHttpState, router};
 pub use metrics::DeltaToCumulative;
