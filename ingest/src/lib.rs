@@ -14,5 +14,6 @@ mod request_body;
 pub mod series;
 pub mod telemetry;
 pub mod tenant;
+pub mod wal;
 
 pub use protowire::{WireError, put_varint};
