@@ -15,6 +15,7 @@ mod send;
 pub mod telemetry;
 pub mod tempo;
 pub mod victoriametrics;
+mod wal_loop;
 
 /// Strips credentials and query strings from a URL before it is logged or used as a metric label.
 pub fn redact_url(url: &::http::Uri) -> String {

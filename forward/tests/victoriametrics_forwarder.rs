@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use axum::Router;
@@ -19,9 +20,8 @@ use prost::Message;
 use vigil_forward::retry::BackoffConfig;
 use vigil_forward::telemetry::ForwardMetrics;
 use vigil_forward::victoriametrics::{self, VictoriaMetricsConfig};
-use vigil_ingest::buffer::{BufferConfig, MetricsBuffer, SampleRow};
-use vigil_ingest::series::{SeriesRegistry, SeriesRegistryConfig};
-use vigil_proto::prometheus::{Label, TimeSeries, WriteRequest};
+use vigil_ingest::wal::{Entry, FsyncPolicy, QueueConfig, Wal, WalConfig};
+use vigil_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
 
 #[derive(Default)]
 struct Receiver {
@@ -59,17 +59,36 @@ async fn start_receiver(script: Vec<(u16, Option<&'static str>)>) -> (Arc<Receiv
 }
 
 struct Setup {
-    buffer: Arc<MetricsBuffer>,
-    series: Arc<SeriesRegistry>,
+    wal: Arc<Wal>,
     registry: Registry,
+    _dir: TempDir,
 }
 
-fn setup(url: &str) -> (Setup, victoriametrics::ForwarderHandle) {
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("vigil-vm-forwarder-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn setup_with(url: &str, queue: QueueConfig) -> (Setup, victoriametrics::ForwarderHandle) {
     let mut registry = Registry::default();
     let metrics = ForwardMetrics::new(&mut registry);
-    let buffer =
-        MetricsBuffer::new(BufferConfig { shards: 2, batch_rows: 16, max_bytes: 64 << 20, ..BufferConfig::default() });
-    let series = Arc::new(SeriesRegistry::new(&SeriesRegistryConfig::default(), "anonymous"));
+    let dir = TempDir::new();
+    let wal_config = WalConfig { fsync: FsyncPolicy::Interval, segment_bytes: 4096, ..WalConfig::default() };
+    let (wal, _) = Wal::open(&dir.0, "metrics", &wal_config, &queue, Arc::new(AtomicU64::new(0))).expect("wal");
+    let wal = Arc::new(wal);
     let config = VictoriaMetricsConfig {
         flush_interval: Duration::from_millis(50),
         max_samples_per_request: 10,
@@ -77,37 +96,38 @@ fn setup(url: &str) -> (Setup, victoriametrics::ForwarderHandle) {
         ..VictoriaMetricsConfig::with_url(url)
     };
     let uri = config.validate().expect("valid config");
-    let handle = victoriametrics::spawn(
-        &config,
-        uri,
-        &buffer,
-        Arc::clone(&series),
-        vigil_forward::http::client(),
-        metrics.clone(),
-    );
-    (Setup { buffer, series, registry }, handle)
+    let handle =
+        victoriametrics::spawn(&config, uri, wal.consumer("vm"), vigil_forward::http::client(), metrics.clone());
+    (Setup { wal, registry, _dir: dir }, handle)
 }
 
-fn key(name: &str, job: &str) -> Vec<u8> {
+fn setup(url: &str) -> (Setup, victoriametrics::ForwarderHandle) {
+    setup_with(url, QueueConfig::default())
+}
+
+fn series(name: &str, job: &str, samples: impl IntoIterator<Item = (i64, f64)>) -> TimeSeries {
     TimeSeries {
         labels: vec![
             Label { name: "__name__".into(), value: name.into() },
             Label { name: "job".into(), value: job.into() },
         ],
+        samples: samples.into_iter().map(|(timestamp, value)| Sample { timestamp, value }).collect(),
         ..Default::default()
     }
-    .encode_to_vec()
 }
 
-/// Appends `n` samples of one series and returns its id.
-fn write(s: &Setup, job: &str, n: i64) -> vigil_ingest::series::SeriesRef {
-    let id = s.series.resolve(s.series.default_tenant(), &key("m", job)).expect("series");
-    let mut staged = s.buffer.staged_rows();
-    for t in 0..n {
-        staged.push_sample(SampleRow { series: id.id, slot: id.slot, timestamp_ms: 1000 + t, value: t as f64 });
-    }
-    s.buffer.append(&staged).expect("room in the buffer");
-    id
+/// Logs one request of `tenant` holding `timeseries`, as a receiver does, and waits until it is durable.
+async fn log(s: &Setup, tenant: &str, timeseries: Vec<TimeSeries>) {
+    let samples: usize = timeseries.iter().map(|t| t.samples.len()).sum();
+    let raw = WriteRequest { timeseries, metadata: vec![] }.encode_to_vec();
+    let payload = snap::raw::Encoder::new().compress_vec(&raw).expect("snappy");
+    let body = Entry::encode(tenant, [samples as u32, 0, 0], &payload).expect("entry");
+    s.wal.append(body).expect("append").durable().await.expect("durable");
+}
+
+/// Logs `n` samples of one series (timestamps 1000, 1001, ...).
+async fn write(s: &Setup, job: &str, n: i64) {
+    log(s, "anonymous", vec![series("m", job, (0..n).map(|t| (1000 + t, t as f64)))]).await;
 }
 
 fn metric(s: &Setup, name: &str) -> String {
@@ -130,8 +150,7 @@ async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 async fn retries_429_and_5xx_honouring_retry_after_then_delivers_in_order() {
     let (rx, url) = start_receiver(vec![(429, Some("1")), (503, None), (500, None)]).await;
     let (s, _handle) = setup(&url);
-    write(&s, "a", 5);
-    s.buffer.seal_all();
+    write(&s, "a", 5).await;
     let started = std::time::Instant::now();
     wait_until("delivery", || rx.seen.lock().iter().any(|(c, _, _)| *c == 204)).await;
     assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After: 1 was not honoured");
@@ -153,8 +172,7 @@ async fn drops_400_409_415_and_moves_on() {
     let (s, _handle) = setup(&url);
     // Three separate flushes (each of 10 samples: max_samples_per_request), then one that is taken.
     for job in ["a", "b", "c", "d"] {
-        write(&s, job, 10);
-        s.buffer.seal_all();
+        write(&s, job, 10).await;
         let expected = ["a", "b", "c", "d"].iter().position(|j| *j == job).unwrap_or(0) + 1;
         wait_until("a request per batch", || rx.seen.lock().len() >= expected).await;
     }
@@ -166,11 +184,13 @@ async fn drops_400_409_415_and_moves_on() {
 }
 
 #[tokio::test]
-async fn splits_by_max_samples_per_request_and_releases_the_buffer() {
+async fn splits_by_max_samples_per_request_in_order() {
     let (rx, url) = start_receiver(vec![]).await;
     let (s, _handle) = setup(&url);
-    write(&s, "big", 35);
-    s.buffer.seal_all();
+    // 35 requests of one sample each: the forwarder joins them into requests of at most 10.
+    for t in 0..35 {
+        log(&s, "anonymous", vec![series("m", "big", [(1000 + t, t as f64)])]).await;
+    }
     wait_until("35 samples delivered", || {
         rx.seen
             .lock()
@@ -191,46 +211,33 @@ async fn splits_by_max_samples_per_request_and_releases_the_buffer() {
 }
 
 #[tokio::test]
-async fn a_backend_that_stays_down_fills_the_buffer_instead_of_losing_data() {
+async fn a_backend_that_stays_down_fills_its_queue_and_writes_are_refused_not_lost() {
     let (rx, url) = start_receiver((0..10_000).map(|_| (503, None)).collect()).await;
-    let mut registry = Registry::default();
-    let metrics = ForwardMetrics::new(&mut registry);
-    let mut config = BufferConfig { shards: 1, batch_rows: 8, ..BufferConfig::default() };
-    config.max_bytes = config.min_max_bytes() + 4096;
-    config.validate().expect("valid buffer");
-    let buffer = MetricsBuffer::new(config);
-    let series = Arc::new(SeriesRegistry::new(&SeriesRegistryConfig::default(), "anonymous"));
-    let vm = VictoriaMetricsConfig {
-        flush_interval: Duration::from_millis(20),
-        backoff: BackoffConfig { initial: Duration::from_millis(5), max: Duration::from_millis(20) },
-        ..VictoriaMetricsConfig::with_url(url)
-    };
-    let _h = victoriametrics::spawn(
-        &vm,
-        vm.validate().expect("uri"),
-        &buffer,
-        Arc::clone(&series),
-        vigil_forward::http::client(),
-        metrics,
-    );
-    let id = series.resolve(series.default_tenant(), &key("m", "x")).expect("series");
-    let mut refused = false;
-    for t in 0..2_000 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-        let mut staged = buffer.staged_rows();
-        staged.push_sample(SampleRow { series: id.id, slot: id.slot, timestamp_ms: t, value: 0.0 });
-        if buffer.append(&staged).is_err() {
-            refused = true;
-            break;
+    let (s, _handle) = setup_with(&url, QueueConfig { max_bytes: 16 << 10 });
+    let mut logged = 0;
+    let refused = loop {
+        if let Err(e) = s.wal.admit() {
+            break e;
         }
-        buffer.seal_all();
-    }
-    assert!(refused, "the buffer must refuse writes rather than evict data the backend has not taken");
+        write(&s, "x", 20).await;
+        logged += 1;
+        assert!(logged < 10_000, "the queue never filled");
+    };
+    assert!(refused.to_string().contains("queue.max_bytes"), "{refused}");
     wait_until("the forwarder to keep retrying", || rx.seen.lock().len() >= 3).await;
-    let mut staged = buffer.staged_rows();
-    staged.push_sample(SampleRow { series: id.id, slot: id.slot, timestamp_ms: 99_999, value: 0.0 });
-    assert!(buffer.append(&staged).is_err(), "still full while the backend is down");
-    assert_eq!(buffer.stats().evicted_batches.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert!(s.wal.admit().is_err(), "still full while the backend is down");
+    assert_eq!(s.wal.dropped_bytes(), 0, "nothing undelivered was given up");
+    // Every attempt so far was the first request: the position does not move past undelivered data.
+    let first: Vec<i64> =
+        rx.seen.lock()[0].1.timeseries.iter().flat_map(|t| t.samples.iter().map(|s| s.timestamp)).collect();
+    assert!(
+        rx.seen.lock().iter().all(|(_, r, _)| r
+            .timeseries
+            .iter()
+            .flat_map(|t| t.samples.iter().map(|s| s.timestamp))
+            .collect::<Vec<_>>()
+            == first)
+    );
 }
 
 #[tokio::test]
@@ -238,18 +245,9 @@ async fn a_tenant_url_template_sends_each_tenant_to_its_own_url_with_its_header(
     let (rx, url) = start_receiver(vec![]).await;
     let template = url.replace("/api/v1/write", "/insert/{tenant}/prometheus/api/v1/write");
     let (s, _handle) = setup(&template);
-    let labels = key("m", "x");
-    let mut staged = s.buffer.staged_rows();
-    for (tenant, value) in [(None, 1.0), (Some("7"), 2.0), (Some("8:1"), 3.0), (Some("7"), 4.0)] {
-        let t = match tenant {
-            Some(name) => s.series.tenant(name).unwrap(),
-            None => s.series.default_tenant(),
-        };
-        let r = s.series.resolve(t, &labels).unwrap();
-        staged.push_sample(SampleRow { series: r.id, slot: r.slot, timestamp_ms: 1000 * value as i64, value });
+    for (tenant, value) in [("anonymous", 1.0), ("7", 2.0), ("8:1", 3.0), ("7", 4.0)] {
+        log(&s, tenant, vec![series("m", "x", [(1000 * value as i64, value)])]).await;
     }
-    s.buffer.append(&staged).unwrap();
-    s.buffer.seal_all();
     wait_until("four samples", || {
         rx.seen
             .lock()

@@ -16,6 +16,7 @@ use vigil_ingest::limits::IngestLimits;
 use vigil_ingest::loki::LokiReceiverConfig;
 use vigil_ingest::remote_write::RemoteWriteConfig;
 use vigil_ingest::series::SeriesRegistryConfig;
+use vigil_ingest::wal::{QueueConfig, WalConfig};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -34,6 +35,10 @@ pub(crate) struct Config {
     /// The Loki push receiver.
     pub(crate) loki: LokiReceiverConfig,
     pub(crate) forward: ForwardConfig,
+    /// The write-ahead log under `server.data_dir`/wal.
+    pub(crate) wal: WalConfig,
+    /// Limits on what one forwarder may have undelivered.
+    pub(crate) queue: QueueConfig,
 }
 
 impl Default for Config {
@@ -50,6 +55,8 @@ impl Default for Config {
             series: SeriesRegistryConfig::default(),
             remote_write: RemoteWriteConfig::default(),
             forward: ForwardConfig::default(),
+            wal: WalConfig::default(),
+            queue: QueueConfig::default(),
         }
     }
 }
@@ -142,7 +149,8 @@ impl Config {
         if self.server.data_dir.as_os_str().is_empty() {
             problems.push("server.data_dir must not be empty".into());
         }
-        let checks = [self.limits.validate(), self.buffer.validate(), self.remote_write.validate()];
+        let checks =
+            [self.limits.validate(), self.buffer.validate(), self.remote_write.validate(), self.wal.validate()];
         problems.extend(checks.into_iter().filter_map(Result::err));
         if let Err(e) = self.spans_buffer.validate() {
             problems.push(e.replace("buffer.", "spans_buffer."));
@@ -165,6 +173,9 @@ impl Config {
             if let Err(e) = tempo.validate() {
                 problems.push(e);
             }
+        }
+        if self.queue.max_bytes == 0 {
+            problems.push("queue.max_bytes must be > 0".into());
         }
         if self.series.max_series == 0 {
             problems.push("series.max_series must be > 0".into());

@@ -1,6 +1,7 @@
 //! `vigil`: the observability ingest gateway and anomaly engine.
 
 mod config;
+mod replay;
 mod topology;
 
 use std::path::PathBuf;

@@ -6,7 +6,7 @@
 
 use std::future::IntoFuture;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -20,6 +20,9 @@ use vigil_ingest::otlp::{self, OtlpHttpState};
 use vigil_ingest::remote_write::{self, RemoteWriteState};
 use vigil_ingest::series::{MetadataStore, SeriesRegistry};
 use vigil_ingest::telemetry::IngestMetrics;
+use vigil_ingest::wal::Wal;
+
+use crate::replay;
 use vigil_query::{BackendStatus, ReadinessState, SelfMetrics};
 
 use crate::config::Config;
@@ -34,6 +37,14 @@ pub(crate) enum RunError {
     Serve(std::io::Error),
     #[error("invalid forwarder: {0}")]
     Forwarder(String),
+    #[error("{0}")]
+    Wal(vigil_ingest::wal::OpenError),
+}
+
+/// A forwarder's name in the log: its kind and a hash of its URL, so the same destination resumes at its
+/// position after a restart and a changed URL starts afresh.
+fn consumer_name(kind: &str, url: &str) -> String {
+    format!("{kind}-{:016x}", xxhash_rust::xxh3::xxh3_64(url.as_bytes()))
 }
 
 pub(crate) async fn run(
@@ -52,16 +63,39 @@ pub(crate) async fn run(
     let metadata = Arc::new(MetadataStore::default());
     let sealer = tokio::spawn(Arc::clone(&buffer).run_sealer());
 
+    let wal_bytes = Arc::new(AtomicU64::new(0));
+    let wal_dir = config.server.data_dir.join("wal");
+    let (metrics_wal, report) =
+        Wal::open(&wal_dir.join("metrics"), "metrics", &config.wal, &config.queue, Arc::clone(&wal_bytes))
+            .map_err(RunError::Wal)?;
+    let metrics_wal = Arc::new(metrics_wal);
+    tracing::info!(
+        log = "metrics",
+        segments = report.segments,
+        records = report.records,
+        damaged = report.damage.len(),
+        "Write-ahead log opened."
+    );
+    let replayed = replay::metrics(&metrics_wal, &config, &series, &metadata, &buffer);
+    tracing::info!(
+        log = "metrics",
+        records = replayed.records,
+        samples = replayed.samples,
+        skipped = replayed.skipped,
+        "Replayed the log into the buffer."
+    );
+
     let client = vigil_forward::http::client();
     let mut forwarders: Vec<ForwarderHandle> = Vec::new();
     let mut backends = Vec::new();
     for vm in &config.forward.victoriametrics {
         let uri = vm.validate().map_err(RunError::Forwarder)?;
-        let handle =
-            victoriametrics::spawn(vm, uri, &buffer, Arc::clone(&series), client.clone(), forward_metrics.clone());
+        let consumer = metrics_wal.consumer(&consumer_name("victoriametrics", &vm.url));
+        let handle = victoriametrics::spawn(vm, uri, consumer, client.clone(), forward_metrics.clone());
         backends.push(BackendStatus { kind: "victoriametrics", url: handle.url.clone() });
         forwarders.push(handle);
     }
+    metrics_wal.forget_other_consumers();
 
     let spans = SpansBuffer::new(config.spans_buffer.clone());
     let spans_sealer = tokio::spawn(Arc::clone(&spans).run_sealer());
@@ -99,6 +133,7 @@ pub(crate) async fn run(
         metadata,
         buffer: Arc::clone(&buffer),
         metrics: ingest_metrics,
+        wal: Some(Arc::clone(&metrics_wal)),
     });
     let otlp_state = Arc::new(OtlpHttpState {
         limits: config.limits.clone(),
@@ -108,6 +143,7 @@ pub(crate) async fn run(
         retry_after_seconds: config.remote_write.retry_after_seconds,
         // One running total per delta stream; bounded like the series registry, a fraction of it.
         deltas: otlp::DeltaToCumulative::new((config.series.max_series / 10).max(10_000) as usize),
+        wal: Some(Arc::clone(&metrics_wal)),
     });
     let traces_state = Arc::new(OtlpTracesState {
         limits: config.limits.clone(),
@@ -181,6 +217,8 @@ pub(crate) async fn run(
     }
     tracing::info!("Stopped accepting requests; forwarding what is buffered.");
     readiness.ready.store(false, Ordering::Relaxed);
+    // Everything acknowledged is in the log; closing it lets each forwarder deliver to its end and stop.
+    metrics_wal.close();
     buffer.seal_all();
     buffer.close();
     spans.seal_all();

@@ -1,133 +1,167 @@
-//! The metrics flush step: encode sealed batches into remote-write requests, compress, deliver. The
-//! per-shard loop around it (gathering, flush deadline, commit) is [`crate::batching`].
+//! The metrics deliver step: log entries (snappy remote write 1.0 bodies) → one request per tenant of at
+//! most `max_samples_per_request` rows, compressed, delivered. The loop around it (reading the log,
+//! flush deadline, committing the position) is [`crate::wal_loop`].
+//!
+//! Protobuf messages concatenate by merging their repeated fields, so a request is the entries'
+//! decompressed bodies appended one after the other: nothing is decoded or re-encoded on the way out.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, Uri};
-use vigil_ingest::buffer::{MetricsBuffer, SealedBatch};
-use vigil_ingest::series::SeriesRegistry;
+use vigil_ingest::wal::{Consumer, Entry};
 
 use super::client::{CLASSIFY, headers};
 use super::config::{TENANT_PLACEHOLDER, VictoriaMetricsConfig};
-use super::encode::{TenantRequest, TenantRequests, encode_exemplars, encode_histograms, encode_samples};
-use crate::batching::{self, Flush, Limits};
 use crate::handle::ForwarderHandle;
 use crate::http::HttpClient;
 use crate::send::{Fate, Sender};
 use crate::telemetry::ForwardMetrics;
+use crate::wal_loop::{self, Deliver, Limits};
 
 const BACKEND: &str = "victoriametrics";
 
-/// Starts one worker per buffer shard. Subscriptions are taken before this returns, so every batch sealed
-/// afterwards reaches this destination.
+/// Starts the worker for one destination, reading the metrics log from `consumer`'s position.
 pub fn spawn(
     config: &VictoriaMetricsConfig,
     uri: Uri,
-    buffer: &Arc<MetricsBuffer>,
-    registry: Arc<SeriesRegistry>,
+    consumer: Consumer,
     client: HttpClient,
     metrics: ForwardMetrics,
 ) -> ForwarderHandle {
     let sender = Sender::new(BACKEND, client, uri, config.request_timeout, config.backoff.clone(), CLASSIFY, metrics);
     let limits = Limits { max_rows: config.max_samples_per_request, flush_interval: config.flush_interval };
-    let template = config.url.contains(TENANT_PLACEHOLDER).then(|| config.url.clone());
-    batching::spawn(buffer, sender.labels(), limits, || Flusher {
-        sender: sender.clone(),
-        registry: Arc::clone(&registry),
+    let labels = sender.labels().clone();
+    let deliverer = Deliverer {
+        sender,
         max_samples_per_request: config.max_samples_per_request,
         headers: headers(),
-        template: template.clone(),
+        template: config.url.contains(TENANT_PLACEHOLDER).then(|| config.url.clone()),
         uris: HashMap::new(),
-        requests: TenantRequests::default(),
+        requests: Vec::new(),
         compressed: Vec::new(),
         snappy: snap::raw::Encoder::new(),
-    })
+        unsnappy: snap::raw::Decoder::new(),
+    };
+    wal_loop::spawn(consumer, &labels, limits, deliverer)
 }
 
-struct Flusher {
+/// One tenant's request being filled.
+#[derive(Debug, Default)]
+struct TenantRequest {
+    tenant: String,
+    raw: Vec<u8>,
+    samples: u64,
+    exemplars: u64,
+    histograms: u64,
+}
+
+impl TenantRequest {
+    fn rows(&self) -> usize {
+        (self.samples + self.histograms) as usize
+    }
+}
+
+struct Deliverer {
     sender: Sender,
-    registry: Arc<SeriesRegistry>,
     max_samples_per_request: usize,
     headers: HeaderMap,
     /// The URL with `{tenant}` in it, when requests go to a URL per tenant.
     template: Option<String>,
-    /// Per-tenant URLs made from `template`, by tenant index (`None`: the tenant makes no valid URL).
-    uris: HashMap<u32, Option<Uri>>,
-    /// Per-tenant uncompressed protobuf, reused for every request.
-    requests: TenantRequests,
-    /// Reused for every request's snappy output: a fresh zeroed buffer per request (`compress_vec`) showed
-    /// up as page faults and memset in profiles.
+    /// Per-tenant URLs made from `template` (`None`: the tenant makes no valid URL).
+    uris: HashMap<String, Option<Uri>>,
+    /// Requests being filled, one per tenant; buffers are kept for reuse after sending.
+    requests: Vec<TenantRequest>,
+    /// Reused for every request's snappy output: a fresh zeroed buffer per request showed up as page
+    /// faults and memset in profiles.
     compressed: Vec<u8>,
     snappy: snap::raw::Encoder,
+    unsnappy: snap::raw::Decoder,
 }
 
-impl Flush<SealedBatch> for Flusher {
-    /// Sends `batches` in requests of at most `max_samples_per_request` rows and one tenant each, splitting
-    /// a batch where a request fills up.
-    async fn flush(&mut self, batches: &[Arc<SealedBatch>]) {
-        let max = self.max_samples_per_request;
-        for batch in batches {
-            let rows = batch.samples.num_rows();
-            let mut start = 0;
-            while start < rows {
-                // No tenant's request can outgrow `max` within one chunk.
-                let room = max.saturating_sub(self.requests.fullest()).max(1);
-                let end = (start + room).min(rows);
-                encode_samples(&batch.samples, start, end, &self.registry, &mut self.requests);
-                start = end;
-                self.send_where(|r| r.rows() >= max).await;
+impl Deliver for Deliverer {
+    fn rows(entry: &Entry) -> usize {
+        (entry.counts[0] + entry.counts[2]) as usize
+    }
+
+    /// Sends `entries` in requests of one tenant each, a request going out once it holds
+    /// `max_samples_per_request` rows (an entry is never split, so one large entry makes a larger request).
+    async fn deliver(&mut self, entries: &[Entry]) {
+        for entry in entries {
+            let i = match self.requests.iter().position(|r| r.tenant == entry.tenant) {
+                Some(i) => i,
+                None => match self.requests.iter().position(|r| r.raw.is_empty()) {
+                    Some(i) => {
+                        self.requests[i].tenant.clone_from(&entry.tenant);
+                        i
+                    }
+                    None => {
+                        self.requests.push(TenantRequest { tenant: entry.tenant.clone(), ..TenantRequest::default() });
+                        self.requests.len() - 1
+                    }
+                },
+            };
+            if let Err(e) = append_decompressed(&mut self.unsnappy, &entry.payload, &mut self.requests[i].raw) {
+                tracing::error!(url = %self.sender.labels().url, error = %e, "A logged request did not decompress; its samples are dropped.");
+                self.sender.count_dropped(Self::rows(entry) as u64);
+                continue;
             }
-            if let Some(e) = &batch.exemplars {
-                encode_exemplars(e, &self.registry, &mut self.requests);
-            }
-            if let Some(h) = &batch.histograms {
-                encode_histograms(h, &self.registry, &mut self.requests);
+            let r = &mut self.requests[i];
+            r.samples += u64::from(entry.counts[0]);
+            r.exemplars += u64::from(entry.counts[1]);
+            r.histograms += u64::from(entry.counts[2]);
+            if r.rows() >= self.max_samples_per_request {
+                self.send(i).await;
             }
         }
-        self.send_where(|_| true).await;
+        for i in 0..self.requests.len() {
+            if !self.requests[i].raw.is_empty() {
+                self.send(i).await;
+            }
+        }
     }
 }
 
-impl Flusher {
-    /// Sends every tenant's request that `full` picks and holds something.
-    async fn send_where(&mut self, full: impl Fn(&TenantRequest) -> bool) {
-        for i in 0..self.requests.open.len() {
-            let r = &self.requests.open[i];
-            if (r.rows() > 0 || !r.raw.is_empty()) && full(r) {
-                let mut request = std::mem::take(&mut self.requests.open[i]);
-                self.send(&mut request).await;
-                request.raw.clear();
-                request.counts = Default::default();
-                self.requests.open[i] = request;
-            }
+/// Appends the decompressed form of a snappy block to `out`.
+fn append_decompressed(decoder: &mut snap::raw::Decoder, block: &[u8], out: &mut Vec<u8>) -> Result<(), snap::Error> {
+    let len = snap::raw::decompress_len(block)?;
+    let at = out.len();
+    out.resize(at + len, 0);
+    match decoder.decompress(block, &mut out[at..]) {
+        Ok(n) => {
+            out.truncate(at + n);
+            Ok(())
+        }
+        Err(e) => {
+            out.truncate(at);
+            Err(e)
         }
     }
+}
 
-    /// Compresses and delivers one tenant's request.
-    async fn send(&mut self, request: &mut TenantRequest) {
-        let counts = request.counts;
+impl Deliverer {
+    /// Compresses and delivers request `i`, then empties it for reuse.
+    async fn send(&mut self, i: usize) {
+        let mut request = std::mem::take(&mut self.requests[i]);
+        self.send_request(&request).await;
+        request.raw.clear();
+        (request.samples, request.exemplars, request.histograms) = (0, 0, 0);
+        self.requests[i] = request;
+    }
+
+    async fn send_request(&mut self, request: &TenantRequest) {
         let url = &self.sender.labels().url;
-        if counts.unknown_series > 0 {
-            tracing::error!(url = %url, rows = counts.unknown_series, "Rows of unknown series were not forwarded; this is a bug.");
-            self.sender.count_dropped(counts.unknown_series);
-        }
-        let Some(tenant) = self.registry.tenant_name(request.tenant).cloned() else { return };
-        if request.raw.is_empty() {
-            return;
-        }
         let uri = match &self.template {
             None => None,
             Some(template) => match self
                 .uris
-                .entry(request.tenant)
-                .or_insert_with(|| template.replace(TENANT_PLACEHOLDER, &tenant).parse().ok())
+                .entry(request.tenant.clone())
+                .or_insert_with(|| template.replace(TENANT_PLACEHOLDER, &request.tenant).parse().ok())
             {
                 Some(uri) => Some(uri.clone()),
                 None => {
-                    tracing::warn!(url = %url, tenant = %tenant, samples = counts.samples, "The tenant makes no valid URL; its samples are dropped.");
-                    self.sender.count_dropped(counts.samples + counts.histograms);
+                    tracing::warn!(url = %url, tenant = %request.tenant, samples = request.samples, "The tenant makes no valid URL; its samples are dropped.");
+                    self.sender.count_dropped(request.rows() as u64);
                     return;
                 }
             },
@@ -140,23 +174,25 @@ impl Flusher {
             Ok(n) => Bytes::copy_from_slice(&self.compressed[..n]),
             Err(e) => {
                 tracing::error!(url = %url, error = %e, "Snappy compression failed; this is a bug.");
-                Bytes::new()
+                self.sender.count_dropped(request.rows() as u64);
+                return;
             }
         };
+        let tenant = Some(request.tenant.as_str());
         let fate = match &uri {
-            Some(uri) => self.sender.send_to(uri, &self.headers, Some(&tenant), body).await,
-            None => self.sender.send(&self.headers, Some(&tenant), body).await,
+            Some(uri) => self.sender.send_to(uri, &self.headers, tenant, body).await,
+            None => self.sender.send(&self.headers, tenant, body).await,
         };
         match fate {
             Fate::Delivered { .. } => {
                 let (m, labels) = (self.sender.metrics(), self.sender.labels());
-                m.samples.get_or_create(labels).inc_by(counts.samples);
-                m.exemplars.get_or_create(labels).inc_by(counts.exemplars);
-                m.histograms.get_or_create(labels).inc_by(counts.histograms);
+                m.samples.get_or_create(labels).inc_by(request.samples);
+                m.exemplars.get_or_create(labels).inc_by(request.exemplars);
+                m.histograms.get_or_create(labels).inc_by(request.histograms);
             }
             Fate::Rejected { status, message } => {
-                self.sender.count_dropped(counts.samples + counts.histograms);
-                tracing::warn!(url = %self.sender.labels().url, tenant = %tenant, status, message, samples = counts.samples, "Backend rejected a request for good; its samples are dropped.");
+                self.sender.count_dropped(request.rows() as u64);
+                tracing::warn!(url = %self.sender.labels().url, tenant = %request.tenant, status, message, samples = request.samples, "Backend rejected a request for good; its samples are dropped.");
             }
         }
     }

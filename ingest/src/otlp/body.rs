@@ -52,6 +52,8 @@ pub(crate) enum OtlpError {
     InvalidTenant(String),
     #[error("{0}")]
     TenantLimit(String),
+    #[error("{0}")]
+    Wal(crate::wal::WalError),
 }
 
 impl From<crate::tenant::TenantError> for OtlpError {
@@ -69,7 +71,7 @@ impl OtlpError {
             Self::UnsupportedMediaType(_) | Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTooLarge { .. } | Self::DecompressedTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             // 503, not 500: OTLP clients retry only 429, 502, 503 and 504.
-            Self::BufferFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BufferFull { .. } | Self::Wal(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::TenantLimit(_) => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -88,6 +90,8 @@ impl OtlpError {
             Self::BufferFull { .. } => "buffer_full",
             Self::InvalidTenant(_) => "invalid_tenant",
             Self::TenantLimit(_) => "limit",
+            Self::Wal(crate::wal::WalError::Full(_)) => "wal_full",
+            Self::Wal(_) => "wal_failed",
         }
     }
 

@@ -76,8 +76,19 @@ impl MetricsService for OtlpGrpc {
                 return Err(status);
             }
         };
-        let converted = metrics::convert_with_deltas(request.into_inner(), &state.deltas, tenant);
-        let result = sink::append(converted, &state.limits, &state.series, tenant, &state.buffer);
+        let admitted = state.wal.as_ref().map_or(Ok(()), |wal| wal.admit()).map_err(sink::Refused::Wal);
+        let result = match admitted {
+            Ok(()) => {
+                let converted = metrics::convert_with_deltas(request.into_inner(), &state.deltas, tenant);
+                sink::append(converted, &state.limits, &state.series, tenant, &state.buffer, state.wal.as_deref())
+            }
+            Err(refused) => Err(refused),
+        };
+        let result = match result {
+            Ok((appended, Some(durable))) => durable.durable().await.map(|_| appended).map_err(sink::Refused::Wal),
+            Ok((appended, None)) => Ok(appended),
+            Err(refused) => Err(refused),
+        };
         let (code, response) = match result {
             Ok(appended) => {
                 let labels = ProtocolLabels { protocol: PROTOCOL };
@@ -92,10 +103,10 @@ impl MetricsService for OtlpGrpc {
                 });
                 (200, Ok(Response::new(ExportMetricsServiceResponse { partial_success })))
             }
-            Err(full) => {
-                m.rejected.get_or_create(&RejectLabels { protocol: PROTOCOL, reason: "buffer_full" }).inc();
-                let message = format!("buffer is full (`buffer.max_bytes` = {} bytes); retry later", full.limit);
-                (503, Err(unavailable(message, state.retry_after_seconds)))
+            Err(refused) => {
+                let error = super::body::OtlpError::from(refused);
+                m.rejected.get_or_create(&RejectLabels { protocol: PROTOCOL, reason: error.reason() }).inc();
+                (503, Err(unavailable(error.to_string(), state.retry_after_seconds)))
             }
         };
         m.requests.get_or_create(&RequestLabels { protocol: PROTOCOL, code }).inc();

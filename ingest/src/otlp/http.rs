@@ -19,6 +19,7 @@ use crate::limits::IngestLimits;
 use crate::series::SeriesRegistry;
 use crate::telemetry::{IngestMetrics, ProtocolLabels, RejectLabels, RequestLabels};
 use crate::tenant::{self, series_tenant};
+use crate::wal::Wal;
 
 const PROTOCOL: &str = "otlp_http";
 
@@ -33,6 +34,9 @@ pub struct OtlpHttpState {
     pub retry_after_seconds: u32,
     /// Running totals that turn delta metrics into cumulative series (shared with OTLP/gRPC).
     pub deltas: super::DeltaToCumulative,
+    /// The metrics write-ahead log (shared with remote write); without one, a request is acknowledged once
+    /// it is in the buffer.
+    pub wal: Option<Arc<Wal>>,
 }
 
 pub fn router(state: Arc<OtlpHttpState>) -> Router {
@@ -53,11 +57,18 @@ async fn handle(
     body: Body,
 ) -> Result<sink::Appended, OtlpError> {
     let tenant = series_tenant(headers.get(tenant::HEADER).map(|v| v.as_bytes()), &state.series)?;
+    if let Some(wal) = &state.wal {
+        wal.admit().map_err(OtlpError::Wal)?;
+    }
     let bytes = read_body(&state.limits, headers, body).await?;
     let request = decode_metrics(encoding, &bytes)?;
     let converted = metrics::convert_with_deltas(request, &state.deltas, tenant);
-    sink::append(converted, &state.limits, &state.series, tenant, &state.buffer)
-        .map_err(|full| OtlpError::BufferFull { limit: full.limit })
+    let (appended, durable) =
+        sink::append(converted, &state.limits, &state.series, tenant, &state.buffer, state.wal.as_deref())?;
+    if let Some(durable) = durable {
+        durable.durable().await.map_err(OtlpError::Wal)?;
+    }
+    Ok(appended)
 }
 
 async fn export_metrics(State(state): State<Arc<OtlpHttpState>>, headers: HeaderMap, body: Body) -> Response {

@@ -6,6 +6,8 @@ use super::metrics::{Converted, PromSeries};
 use crate::buffer::{BufferFull, ExemplarRow, HistogramRow, MetricsBuffer, SampleRow, StagedRows};
 use crate::limits::IngestLimits;
 use crate::series::{SeriesRegistry, Tenant, push_label};
+use crate::wal::metrics as metrics_record;
+use crate::wal::{Pending, Wal, WalError};
 
 /// What was kept, and what was refused with why (for `partial_success`).
 #[derive(Debug, Default)]
@@ -15,6 +17,22 @@ pub(crate) struct Appended {
     pub(crate) exemplars: u64,
     pub(crate) rejected_points: u64,
     pub(crate) problems: Vec<String>,
+}
+
+/// Why a whole request was refused (the client should retry it).
+#[derive(Debug)]
+pub(crate) enum Refused {
+    BufferFull(BufferFull),
+    Wal(WalError),
+}
+
+impl From<Refused> for super::body::OtlpError {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::BufferFull(full) => Self::BufferFull { limit: full.limit },
+            Refused::Wal(e) => Self::Wal(e),
+        }
+    }
 }
 
 fn points(s: &PromSeries) -> u64 {
@@ -29,7 +47,8 @@ pub(crate) fn append(
     registry: &SeriesRegistry,
     tenant: Tenant,
     buffer: &MetricsBuffer,
-) -> Result<Appended, BufferFull> {
+    wal: Option<&Wal>,
+) -> Result<(Appended, Option<Pending>), Refused> {
     let mut out =
         Appended { rejected_points: converted.rejected_points, problems: converted.problems, ..Appended::default() };
     let mut staged = StagedRows::default();
@@ -86,11 +105,20 @@ pub(crate) fn append(
             });
         }
     }
-    buffer.append(&staged)?;
+    let durable = match wal {
+        Some(wal) if staged.sample_count() + staged.histogram_count() + staged.exemplar_count() > 0 => {
+            let tenant_name = registry.tenant_name(tenant.index()).map_or("", |t| &**t);
+            let record = metrics_record::record_from_rows(&mut Default::default(), tenant_name, &staged, registry)
+                .map_err(|e| Refused::Wal(WalError::Failed(e.to_string())))?;
+            Some(wal.append(record).map_err(Refused::Wal)?)
+        }
+        _ => None,
+    };
+    buffer.append(&staged).map_err(Refused::BufferFull)?;
     out.samples = staged.sample_count() as u64;
     out.histograms = staged.histogram_count() as u64;
     out.exemplars = staged.exemplar_count() as u64;
-    Ok(out)
+    Ok((out, durable))
 }
 
 fn over_limits(series: &PromSeries, limits: &IngestLimits) -> Option<String> {

@@ -38,6 +38,8 @@ pub enum RemoteWriteError {
     BufferFull { limit: u64 },
     #[error("invalid X-Scope-OrgID: {0}")]
     InvalidTenant(String),
+    #[error("{0}")]
+    Wal(crate::wal::WalError),
 }
 
 impl From<crate::tenant::TenantError> for RemoteWriteError {
@@ -91,7 +93,11 @@ impl RemoteWriteError {
         match self {
             Self::UnsupportedContentType(_) | Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTooLarge { .. } | Self::DecompressedTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::BufferFull { .. } | Self::Limit(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::BufferFull { .. } | Self::Limit(_) | Self::Wal(crate::wal::WalError::Full(_)) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            // The disk failed or Vigil is stopping: retried by every remote-write sender.
+            Self::Wal(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -113,6 +119,8 @@ impl RemoteWriteError {
             Self::Limit(_) => "limit",
             Self::BufferFull { .. } => "buffer_full",
             Self::InvalidTenant(_) => "invalid_tenant",
+            Self::Wal(crate::wal::WalError::Full(_)) => "wal_full",
+            Self::Wal(_) => "wal_failed",
         }
     }
 }

@@ -14,13 +14,14 @@ use super::config::RemoteWriteConfig;
 use super::content_type::{check_encoding, version_from_content_type};
 use super::decoded::RemoteWriteVersion;
 use super::error::RemoteWriteError;
-use super::receive::{WriteCounts, receive};
+use super::receive::{Destination, WriteCounts, receive_logged};
 use crate::buffer::MetricsBuffer;
 use crate::limits::IngestLimits;
 use crate::request_body::{BodyError, read_limited};
 use crate::series::{MetadataStore, SeriesRegistry};
 use crate::telemetry::{IngestMetrics, ProtocolLabels, RejectLabels, RequestLabels};
 use crate::tenant::{self, series_tenant};
+use crate::wal::Wal;
 
 const PROTOCOL: &str = "remote_write";
 
@@ -33,6 +34,8 @@ pub struct RemoteWriteState {
     pub metadata: Arc<MetadataStore>,
     pub buffer: Arc<MetricsBuffer>,
     pub metrics: IngestMetrics,
+    /// The metrics write-ahead log; without one, a request is acknowledged once it is in the buffer.
+    pub wal: Option<Arc<Wal>>,
 }
 
 pub fn router(state: Arc<RemoteWriteState>) -> Router {
@@ -92,7 +95,21 @@ async fn read_and_receive(
         BodyError::Read(m) => RemoteWriteError::BodyRead(m),
     })?;
     let tenant = series_tenant(headers.get(tenant::HEADER).map(|v| v.as_bytes()), &state.series)?;
-    receive(&bytes, version, tenant, &state.limits, &state.series, &state.metadata, &state.buffer)
+    if let Some(wal) = &state.wal {
+        wal.admit().map_err(RemoteWriteError::Wal)?;
+    }
+    let into = Destination {
+        limits: &state.limits,
+        series: &state.series,
+        metadata: &state.metadata,
+        buffer: &state.buffer,
+        wal: state.wal.as_deref(),
+    };
+    let received = receive_logged(&bytes, version, tenant, &into)?;
+    if let Some(durable) = received.durable {
+        durable.durable().await.map_err(RemoteWriteError::Wal)?;
+    }
+    Ok(received.counts)
 }
 
 fn written_response(status: StatusCode, v2: bool, counts: WriteCounts, body: String) -> Response {

@@ -23,7 +23,7 @@ pub use config::RemoteWriteConfig;
 pub use decoded::RemoteWriteVersion;
 pub use error::{RemoteWriteError, SeriesProblem};
 pub use handler::{RemoteWriteState, router};
-pub use receive::{WriteCounts, receive};
+pub use receive::{Destination, Received, WriteCounts, receive, receive_logged};
 
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,8 @@ use super::{decode_v1, decode_v2};
 use crate::buffer::{ExemplarRow, HistogramRow, MetricsBuffer, SampleRow, StagedRows};
 use crate::limits::IngestLimits;
 use crate::series::{KeyHash, Lookup, MetadataStore, SeriesRef, SeriesRegistry, Tenant, push_label};
+use crate::wal::metrics as metrics_record;
+use crate::wal::{Pending, Wal, WalError};
 
 /// What one accepted request added (the 2.0 `*-Written` headers).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,6 +31,7 @@ struct Scratch {
     ids: Vec<SeriesRef>,
     staged: StagedRows,
     resolve: ResolveScratch,
+    wal_encoder: metrics_record::Encoder,
 }
 
 thread_local! {
@@ -36,7 +39,8 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// Decodes a snappy-compressed remote-write body of the given version and appends it to the buffer.
+/// Decodes a snappy-compressed remote-write body of the given version and appends it to the buffer (no
+/// write-ahead log: start-up replay, tests, benches).
 pub fn receive(
     compressed: &[u8],
     version: RemoteWriteVersion,
@@ -46,21 +50,40 @@ pub fn receive(
     metadata: &MetadataStore,
     buffer: &MetricsBuffer,
 ) -> Result<WriteCounts, RemoteWriteError> {
-    let into = Destination { limits, series, metadata, buffer };
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut scratch) => receive_with(&mut scratch, compressed, version, tenant, &into),
-        // Only reachable if a caller re-enters from inside `receive`; use fresh buffers rather than panic.
-        Err(_) => receive_with(&mut Scratch::default(), compressed, version, tenant, &into),
-    })
+    let into = Destination { limits, series, metadata, buffer, wal: None };
+    receive_logged(compressed, version, tenant, &into).map(|r| r.counts)
 }
 
 /// Where an accepted request goes, and the limits it must meet.
-#[derive(Clone, Copy)]
-struct Destination<'a> {
-    limits: &'a IngestLimits,
-    series: &'a SeriesRegistry,
-    metadata: &'a MetadataStore,
-    buffer: &'a MetricsBuffer,
+#[derive(Debug, Clone, Copy)]
+pub struct Destination<'a> {
+    pub limits: &'a IngestLimits,
+    pub series: &'a SeriesRegistry,
+    pub metadata: &'a MetadataStore,
+    pub buffer: &'a MetricsBuffer,
+    /// When given, the request is appended to it and is acknowledged only once durable.
+    pub wal: Option<&'a Wal>,
+}
+
+/// What an accepted request added, and (with a log) the wait until it is durable.
+#[derive(Debug)]
+pub struct Received {
+    pub counts: WriteCounts,
+    pub durable: Option<Pending>,
+}
+
+/// [`receive`], also appending the request to `into.wal`.
+pub fn receive_logged(
+    compressed: &[u8],
+    version: RemoteWriteVersion,
+    tenant: Tenant,
+    into: &Destination<'_>,
+) -> Result<Received, RemoteWriteError> {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => receive_with(&mut scratch, compressed, version, tenant, into),
+        // Only reachable if a caller re-enters from inside `receive`; use fresh buffers rather than panic.
+        Err(_) => receive_with(&mut Scratch::default(), compressed, version, tenant, into),
+    })
 }
 
 fn receive_with(
@@ -69,13 +92,13 @@ fn receive_with(
     version: RemoteWriteVersion,
     tenant: Tenant,
     into: &Destination<'_>,
-) -> Result<WriteCounts, RemoteWriteError> {
-    let Destination { limits, series, metadata, buffer } = *into;
+) -> Result<Received, RemoteWriteError> {
+    let Destination { limits, series, metadata, buffer, wal } = *into;
     let size = snap::raw::decompress_len(compressed).map_err(|e| RemoteWriteError::Snappy(e.to_string()))? as u64;
     if size > limits.max_decompressed_bytes {
         return Err(RemoteWriteError::DecompressedTooLarge { size, limit: limits.max_decompressed_bytes });
     }
-    let Scratch { decompressed, decoded, key, ids, staged, resolve } = scratch;
+    let Scratch { decompressed, decoded, key, ids, staged, resolve, wal_encoder } = scratch;
     // Grow only: zero-filling the whole buffer on every request showed up in profiles.
     let size = size as usize;
     if decompressed.len() < size {
@@ -91,15 +114,32 @@ fn receive_with(
     }
     resolve_series(body, decoded, tenant, limits, resolve, ids, series)?;
     stage_rows(body, decoded, ids, key, staged, buffer.shard_count())?;
+    let durable = match wal {
+        Some(wal) => {
+            let tenant_name = series.tenant_name(tenant.index()).map_or("", |t| &**t);
+            // A 1.0 body whose label sets are all canonical already is the record's payload.
+            let as_sent = decoded.version == RemoteWriteVersion::V1
+                && decoded.series.iter().all(|s| s.canonical_labels.is_some());
+            let record = if as_sent {
+                metrics_record::record_from_body(tenant_name, staged, compressed)
+            } else {
+                metrics_record::record_from_rows(wal_encoder, tenant_name, staged, series)
+            }
+            .map_err(|e| RemoteWriteError::Wal(WalError::Failed(e.to_string())))?;
+            Some(wal.append(record).map_err(RemoteWriteError::Wal)?)
+        }
+        None => None,
+    };
     buffer.append(staged).map_err(|full| RemoteWriteError::BufferFull { limit: full.limit })?;
     for md in &decoded.metadata {
         metadata.update(span_str(body, md.family), md.metric_type, span_str(body, md.help), span_str(body, md.unit));
     }
-    Ok(WriteCounts {
+    let counts = WriteCounts {
         samples: staged.sample_count() as u64,
         histograms: staged.histogram_count() as u64,
         exemplars: staged.exemplar_count() as u64,
-    })
+    };
+    Ok(Received { counts, durable })
 }
 
 /// Where one series' registry key is: already in the body (canonical as sent), or built into `built`.

@@ -614,6 +614,7 @@ fn state(limits: IngestLimits, buffer: BufferConfig, series: SeriesRegistryConfi
         metadata: Arc::new(MetadataStore::default()),
         buffer: MetricsBuffer::new(buffer),
         metrics: IngestMetrics::new(&mut Registry::default()),
+        wal: None,
     })
 }
 

@@ -31,7 +31,7 @@ impl ConsumerState {
         let value = position.to_string();
         let tmp = self.path.with_extension("tmp");
         let mut f = fs::File::create(&tmp)?;
-        write!(f, "{value} {}\n", crc32fast::hash(value.as_bytes()))?;
+        writeln!(f, "{value} {}", crc32fast::hash(value.as_bytes()))?;
         drop(f);
         fs::rename(&tmp, &self.path)
     }

@@ -19,7 +19,7 @@ pub struct Entry {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("log entry is malformed: {0}")]
-pub struct EntryError(&'static str);
+pub struct EntryError(pub(crate) &'static str);
 
 impl Entry {
     pub fn encode(tenant: &str, counts: [u32; 3], payload: &[u8]) -> Result<Vec<u8>, EntryError> {

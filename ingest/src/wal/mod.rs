@@ -16,6 +16,7 @@ mod config;
 mod consumer;
 mod entry;
 mod frame;
+pub(crate) mod metrics;
 mod reader;
 mod segments;
 mod writer;
@@ -83,6 +84,8 @@ pub(crate) struct Shared {
     /// Damaged bytes readers stepped over.
     pub(crate) skipped_bytes: AtomicU64,
     pub(crate) failed: Mutex<Option<String>>,
+    /// Set once the writer has stopped: readers that reach the head stop waiting.
+    pub(crate) closed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Shared {
@@ -181,7 +184,11 @@ impl Wal {
             for d in damage {
                 tracing::warn!(log = signal, segment = %d.segment, offset = d.offset, bytes = d.bytes, kind = ?d.kind, "Damaged log data found at start-up; it is skipped.");
                 if d.kind == DamageKind::TornTail {
-                    std::fs::OpenOptions::new().write(true).open(&s.path).and_then(|f| f.set_len(d.offset)).map_err(io)?;
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&s.path)
+                        .and_then(|f| f.set_len(d.offset))
+                        .map_err(io)?;
                     s.len = d.offset;
                 }
                 report.damage.push(d);
@@ -200,7 +207,8 @@ impl Wal {
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let name = e.file_name().to_str()?.to_owned();
-                (!name.ends_with(".tmp")).then(|| ConsumerState::load(&dir.join("cursors"), &name).map(|p| (name, p)))?
+                (!name.ends_with(".tmp"))
+                    .then(|| ConsumerState::load(&dir.join("cursors"), &name).map(|p| (name, p)))?
             })
             .collect();
         // Positions only grow, even across a log that was emptied.
@@ -221,6 +229,7 @@ impl Wal {
             dropped_bytes: AtomicU64::new(0),
             skipped_bytes: AtomicU64::new(0),
             failed: Mutex::new(None),
+            closed: std::sync::atomic::AtomicBool::new(false),
         });
         let file = writer::open_segment(&shared, head).map_err(io)?;
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -274,10 +283,17 @@ impl Wal {
         self.shared.release();
     }
 
-    /// A reader from the oldest data still in the log (start-up replay into the buffer).
-    pub fn reader_from_oldest(&self) -> WalReader {
-        let oldest = self.shared.segments.lock().first().map_or(self.shared.head(), |s| s.start);
-        WalReader::new(Arc::clone(&self.shared), oldest)
+    /// A reader from the start of the oldest segment within the newest `bytes` of the log (at least the
+    /// newest segment): start-up replay of the recent window into the buffer.
+    pub fn reader_from_recent(&self, bytes: u64) -> WalReader {
+        let head = self.shared.head();
+        let segments = self.shared.segments.lock();
+        let start = segments
+            .iter()
+            .find(|s| head.saturating_sub(s.start) <= bytes)
+            .or(segments.last())
+            .map_or(head, |s| s.start);
+        WalReader::new(Arc::clone(&self.shared), start)
     }
 
     /// Whether a new write may come in, applying `wal.full_policy` when the log or a consumer's queue is
@@ -297,7 +313,12 @@ impl Wal {
                     let mut last = self.last_drop_log.lock();
                     if last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(10)) {
                         *last = Some(std::time::Instant::now());
-                        tracing::warn!(log = self.shared.signal, problem, dropped_bytes = self.dropped_bytes(), "Log full: the oldest undelivered segment was given up (`wal.full_policy: drop_oldest`).");
+                        tracing::warn!(
+                            log = self.shared.signal,
+                            problem,
+                            dropped_bytes = self.dropped_bytes(),
+                            "Log full: the oldest undelivered segment was given up (`wal.full_policy: drop_oldest`)."
+                        );
                     }
                 }
             }
@@ -307,15 +328,17 @@ impl Wal {
     fn over_limit(&self) -> Option<String> {
         let total = self.shared.total_bytes.load(Ordering::Acquire);
         if total >= self.shared.config.max_bytes {
-            return Some(format!("write-ahead log is full ({total} bytes, `wal.max_bytes` = {})", self.shared.config.max_bytes));
+            return Some(format!(
+                "write-ahead log is full ({total} bytes, `wal.max_bytes` = {})",
+                self.shared.config.max_bytes
+            ));
         }
         let head = self.shared.head();
         let limit = self.shared.queue.max_bytes;
         self.shared.consumers.lock().iter().find_map(|c| {
             let lag = head.saturating_sub(c.position.load(Ordering::Acquire));
-            (lag >= limit).then(|| {
-                format!("forwarder {} has {lag} bytes undelivered (`queue.max_bytes` = {limit})", c.name)
-            })
+            (lag >= limit)
+                .then(|| format!("forwarder {} has {lag} bytes undelivered (`queue.max_bytes` = {limit})", c.name))
         })
     }
 
@@ -338,6 +361,9 @@ impl Wal {
         if let Some(t) = self.thread.lock().take() {
             let _ = t.join();
         }
+        self.shared.closed.store(true, Ordering::Release);
+        // Wake readers waiting for more, so they see the log is closed.
+        self.shared.visible.send_modify(|_| {});
     }
 
     /// End of everything written.

@@ -116,12 +116,16 @@ impl WalReader {
         Ok(out.len() - before)
     }
 
-    /// Waits until more of the log than the position is visible, or `deadline`. False if the log closed.
+    /// Waits until more of the log than the position is visible, or `deadline`. False once the log is
+    /// closed and everything in it has been read.
     pub async fn wait(&self, deadline: Instant) -> bool {
         let mut rx = self.shared.visible_rx();
         loop {
             if *rx.borrow_and_update() > self.position {
                 return true;
+            }
+            if self.shared.closed.load(Ordering::Acquire) {
+                return false;
             }
             match tokio::time::timeout_at(deadline.into(), rx.changed()).await {
                 Ok(Ok(())) => continue,

@@ -31,8 +31,7 @@ pub(crate) fn list(dir: &Path) -> io::Result<Vec<Segment>> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
-        let Some(start) = name.to_str().and_then(|n| n.strip_suffix(".seg")).and_then(|n| n.parse::<u64>().ok())
-        else {
+        let Some(start) = name.to_str().and_then(|n| n.strip_suffix(".seg")).and_then(|n| n.parse::<u64>().ok()) else {
             continue;
         };
         out.push(Segment { start, len: entry.metadata()?.len(), path: entry.path() });

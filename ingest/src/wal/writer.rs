@@ -103,7 +103,9 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Append>, mut file: File) {
         if active_len >= config.segment_bytes {
             match rotate(&shared, &file, head) {
                 Ok(next) => file = next,
-                Err(e) => tracing::error!(log = shared.signal, error = %e, "Could not start a new log segment; writing on in the current one."),
+                Err(e) => {
+                    tracing::error!(log = shared.signal, error = %e, "Could not start a new log segment; writing on in the current one.")
+                }
             }
             shared.release();
         }
