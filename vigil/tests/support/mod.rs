@@ -80,6 +80,14 @@ impl Proc {
         }
     }
 
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -186,8 +194,12 @@ pub struct VictoriaMetrics {
 
 impl VictoriaMetrics {
     pub async fn start(dir: &Path) -> Self {
+        Self::start_on(dir, free_port()).await
+    }
+
+    /// [`VictoriaMetrics::start`] on a given port (a destination configured before the server runs).
+    pub async fn start_on(dir: &Path, port: u16) -> Self {
         let bin = require_binary("victoria-metrics");
-        let port = free_port();
         let args = vec![
             format!("-storageDataPath={}", dir.join("vm-data").display()),
             format!("-httpListenAddr=127.0.0.1:{port}"),
@@ -265,6 +277,11 @@ pub struct Vigil {
 
 impl Vigil {
     pub async fn start(dir: &Path, extra: &[String]) -> Self {
+        Self::start_as("vigil", dir, extra).await
+    }
+
+    /// [`Vigil::start`] with its own log file name (`{name}.log`), for restarts in one directory.
+    pub async fn start_as(name: &str, dir: &Path, extra: &[String]) -> Self {
         let http_port = free_port();
         let grpc_port = free_port();
         let mut args = vec![
@@ -277,7 +294,7 @@ impl Vigil {
             dir.join("vigil-data").display().to_string(),
         ];
         args.extend_from_slice(extra);
-        let proc = Proc::spawn("vigil", Path::new(env!("CARGO_BIN_EXE_vigil")), &args, dir);
+        let proc = Proc::spawn(name, Path::new(env!("CARGO_BIN_EXE_vigil")), &args, dir);
         let v = Self { proc, http_port, grpc_port };
         let ready = v.url("/health/ready");
         wait_for("vigil /health/ready", Duration::from_secs(30), || {
