@@ -91,8 +91,8 @@ pub(crate) async fn run(
     for vm in &config.forward.victoriametrics {
         let uri = vm.validate().map_err(RunError::Forwarder)?;
         let consumer = metrics_wal.consumer(&consumer_name("victoriametrics", &vm.url));
-        let handle = victoriametrics::spawn(vm, uri, consumer, client.clone(), forward_metrics.clone());
-        backends.push(BackendStatus { kind: "victoriametrics", url: handle.url.clone() });
+        let handle = victoriametrics::spawn(vm, uri, consumer.clone(), client.clone(), forward_metrics.clone());
+        backends.push(BackendStatus { kind: "victoriametrics", url: handle.url.clone(), consumer: Some(consumer) });
         forwarders.push(handle);
     }
     metrics_wal.forget_other_consumers();
@@ -102,7 +102,7 @@ pub(crate) async fn run(
     for tempo in &config.forward.tempo {
         let uri = tempo.validate().map_err(RunError::Forwarder)?;
         let handle = vigil_forward::tempo::spawn(tempo, uri, &spans, client.clone(), forward_metrics.clone());
-        backends.push(BackendStatus { kind: "tempo", url: handle.url.clone() });
+        backends.push(BackendStatus { kind: "tempo", url: handle.url.clone(), consumer: None });
         forwarders.push(handle);
     }
 
@@ -111,11 +111,11 @@ pub(crate) async fn run(
     for loki in &config.forward.loki {
         let uri = loki.validate().map_err(RunError::Forwarder)?;
         let handle = vigil_forward::loki::spawn(loki, uri, &logs, client.clone(), forward_metrics.clone());
-        backends.push(BackendStatus { kind: "loki", url: handle.url.clone() });
+        backends.push(BackendStatus { kind: "loki", url: handle.url.clone(), consumer: None });
         forwarders.push(handle);
     }
 
-    let readiness = Arc::new(ReadinessState::new(Arc::clone(&buffer), backends));
+    let readiness = Arc::new(ReadinessState::new(Arc::clone(&buffer), vec![Arc::clone(&metrics_wal)], backends));
     let self_metrics = {
         let (m, b, s) = (ingest_metrics.clone(), Arc::clone(&buffer), Arc::clone(&series));
         let (l, sp) = (Arc::clone(&logs), Arc::clone(&spans));

@@ -47,6 +47,8 @@ async fn serve_starts_on_defaults_and_keeps_writes_without_a_forwarder() {
     let body: serde_json::Value = serde_json::from_slice(&ready.body).expect("ready is JSON");
     assert_eq!(body["status"], "ready");
     assert_eq!(body["backends"].as_array().map(Vec::len), Some(0));
+    assert_eq!(body["wal"][0]["signal"], "metrics", "{body}");
+    assert_eq!(body["wal"][0]["refusing"], serde_json::Value::Null, "{body}");
 
     // A valid write is accepted and counted; metrics are in the text format.
     use prost::Message;

@@ -212,6 +212,13 @@ async fn a_full_queue_refuses_with_retry_after_and_keeps_everything_acknowledged
     .unwrap();
     assert_eq!(r.status, 503, "{}", r.text());
     assert!(r.headers.get("retry-after").is_some());
+    // Readiness says why, and how much the backend is owed.
+    let ready = get(&vigil.url("/health/ready")).await.unwrap();
+    assert_eq!(ready.status, 503);
+    let body: serde_json::Value = serde_json::from_slice(&ready.body).unwrap();
+    assert_eq!(body["status"], "saturated", "{body}");
+    assert!(body["wal"][0]["refusing"].as_str().unwrap().contains("queue.max_bytes"), "{body}");
+    assert!(body["backends"][0]["queue_bytes"].as_u64().unwrap() >= 65536, "{body}");
     // The backend comes up: everything acknowledged arrives, and writes are taken again.
     let vm = VictoriaMetrics::start_on(&dir.0, vm_port).await;
     let want: BTreeSet<_> = acked.iter().map(key).collect();
@@ -223,6 +230,8 @@ async fn a_full_queue_refuses_with_retry_after_and_keeps_everything_acknowledged
     assert!(missing.is_empty(), "{} of {} acknowledged samples missing", missing.len(), want.len());
     let (_, refusal) = send(&vigil.url("/api/v1/write"), "durability_full", base + 100_000, 5).await;
     assert_eq!(refusal, None, "writes are accepted again once the queue drained");
+    let ready = get(&vigil.url("/health/ready")).await.unwrap();
+    assert_eq!(ready.status, 200, "{}", ready.text());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

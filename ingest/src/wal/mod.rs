@@ -325,6 +325,14 @@ impl Wal {
         }
     }
 
+    /// Why a write would be refused now under `backpressure`, without acting on it.
+    pub fn full_reason(&self) -> Option<String> {
+        match self.shared.config.full_policy {
+            FullPolicy::Backpressure => self.over_limit(),
+            FullPolicy::DropOldest => None,
+        }
+    }
+
     fn over_limit(&self) -> Option<String> {
         let total = self.shared.total_bytes.load(Ordering::Acquire);
         if total >= self.shared.config.max_bytes {
