@@ -49,6 +49,10 @@ pub struct IngestMetrics {
     buffer_rejected: Family<SignalLabels, Gauge>,
     active_series: Gauge,
     registry_bytes: Gauge,
+    wal_bytes: Family<SignalLabels, Gauge>,
+    wal_head: Family<SignalLabels, Gauge>,
+    wal_dropped: Family<SignalLabels, Gauge>,
+    wal_skipped: Family<SignalLabels, Gauge>,
 }
 
 impl IngestMetrics {
@@ -68,6 +72,10 @@ impl IngestMetrics {
             buffer_rejected: Family::default(),
             active_series: Gauge::default(),
             registry_bytes: Gauge::default(),
+            wal_bytes: Family::default(),
+            wal_head: Family::default(),
+            wal_dropped: Family::default(),
+            wal_skipped: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("vigil");
         r.register("ingest_requests", "Ingest requests answered, by protocol and HTTP status", m.requests.clone());
@@ -96,6 +104,22 @@ impl IngestMetrics {
         );
         r.register("active_series", "Series known to the registry", m.active_series.clone());
         r.register("series_registry_bytes", "Approximate memory of the series registry", m.registry_bytes.clone());
+        r.register("wal_disk_bytes", "Bytes of write-ahead log on disk, by signal", m.wal_bytes.clone());
+        r.register(
+            "wal_head_position",
+            "Log position after the last record written (counter semantics)",
+            m.wal_head.clone(),
+        );
+        r.register(
+            "wal_dropped_bytes",
+            "Undelivered log bytes given up by wal.full_policy drop_oldest (counter semantics)",
+            m.wal_dropped.clone(),
+        );
+        r.register(
+            "wal_damaged_bytes_skipped",
+            "Damaged log bytes readers stepped over (counter semantics)",
+            m.wal_skipped.clone(),
+        );
         m
     }
 
@@ -118,6 +142,17 @@ impl IngestMetrics {
         set(&self.buffer_evicted.get_or_create(&labels), s.evicted_batches.load(Relaxed));
         set(&self.buffer_evicted_rows.get_or_create(&labels), s.evicted_rows.load(Relaxed));
         set(&self.buffer_rejected.get_or_create(&labels), s.rejected_appends.load(Relaxed));
+    }
+}
+
+impl IngestMetrics {
+    /// Copies a write-ahead log's state into the exported gauges, labelled with its signal.
+    pub fn observe_wal(&self, wal: &crate::wal::Wal) {
+        let labels = SignalLabels { signal: wal.signal() };
+        set(&self.wal_bytes.get_or_create(&labels), wal.disk_bytes());
+        set(&self.wal_head.get_or_create(&labels), wal.head());
+        set(&self.wal_dropped.get_or_create(&labels), wal.dropped_bytes());
+        set(&self.wal_skipped.get_or_create(&labels), wal.skipped_bytes());
     }
 }
 

@@ -118,9 +118,10 @@ pub(crate) async fn run(
     let readiness = Arc::new(ReadinessState::new(Arc::clone(&buffer), vec![Arc::clone(&metrics_wal)], backends));
     let self_metrics = {
         let (m, b, s) = (ingest_metrics.clone(), Arc::clone(&buffer), Arc::clone(&series));
-        let (l, sp) = (Arc::clone(&logs), Arc::clone(&spans));
+        let (l, sp, w) = (Arc::clone(&logs), Arc::clone(&spans), Arc::clone(&metrics_wal));
         let refresh = move || {
             m.observe_state(&b, &s);
+            m.observe_wal(&w);
             m.observe_buffer("logs", &l);
             m.observe_buffer("spans", &sp);
         };
