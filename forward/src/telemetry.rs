@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -28,6 +29,8 @@ pub struct ForwardMetrics {
     pub dropped_samples: Family<BackendLabels, Counter>,
     pub requests: Family<OutcomeLabels, Counter>,
     pub duration: Family<BackendLabels, Histogram>,
+    /// Bytes of write-ahead log acknowledged but not yet delivered to a backend.
+    pub queue_bytes: Family<BackendLabels, Gauge>,
 }
 
 impl ForwardMetrics {
@@ -39,6 +42,7 @@ impl ForwardMetrics {
             dropped_samples: Family::default(),
             requests: Family::default(),
             duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_5, 2.0, 16))),
+            queue_bytes: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("vigil_forward");
         r.register("samples", "Samples delivered to a backend", m.samples.clone());
@@ -51,6 +55,7 @@ impl ForwardMetrics {
             m.requests.clone(),
         );
         r.register("request_duration_seconds", "Time a backend took to answer", m.duration.clone());
+        r.register("queue_bytes", "Log bytes acknowledged but not yet delivered to a backend", m.queue_bytes.clone());
         m
     }
 }

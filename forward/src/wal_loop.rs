@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use vigil_ingest::wal::{Consumer, Entry, WalRecord};
 
 use crate::handle::ForwarderHandle;
-use crate::telemetry::BackendLabels;
+use crate::telemetry::{BackendLabels, ForwardMetrics};
 
 /// Most record bytes read from the log at once.
 const READ_BYTES: usize = 8 << 20;
@@ -41,15 +41,19 @@ pub(crate) struct Limits {
 pub(crate) fn spawn<D: Deliver>(
     consumer: Consumer,
     labels: &BackendLabels,
+    metrics: &ForwardMetrics,
     limits: Limits,
     deliver: D,
 ) -> ForwarderHandle {
-    let worker = Worker { consumer, limits, labels: labels.clone(), pending: Vec::new(), pending_rows: 0, deliver };
+    let queue_bytes = metrics.queue_bytes.get_or_create(labels).clone();
+    let worker =
+        Worker { consumer, queue_bytes, limits, labels: labels.clone(), pending: Vec::new(), pending_rows: 0, deliver };
     ForwarderHandle::new(labels.url.clone(), vec![tokio::spawn(worker.run())])
 }
 
 struct Worker<D> {
     consumer: Consumer,
+    queue_bytes: prometheus_client::metrics::gauge::Gauge,
     limits: Limits,
     labels: BackendLabels,
     pending: Vec<Entry>,
@@ -63,6 +67,7 @@ impl<D: Deliver> Worker<D> {
         let mut records: Vec<WalRecord> = Vec::new();
         let mut deadline: Option<Instant> = None;
         loop {
+            self.queue_bytes.set(i64::try_from(self.consumer.lag_bytes()).unwrap_or(i64::MAX));
             records.clear();
             if let Err(e) = reader.read(&mut records, READ_BYTES) {
                 tracing::error!(backend = self.labels.backend, url = %self.labels.url, error = %e, "Reading the log failed; retrying in a second.");

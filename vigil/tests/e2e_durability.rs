@@ -219,6 +219,8 @@ async fn a_full_queue_refuses_with_retry_after_and_keeps_everything_acknowledged
     assert_eq!(body["status"], "saturated", "{body}");
     assert!(body["wal"][0]["refusing"].as_str().unwrap().contains("queue.max_bytes"), "{body}");
     assert!(body["backends"][0]["queue_bytes"].as_u64().unwrap() >= 65536, "{body}");
+    let queued = metric_sum(&vigil.metrics().await, "vigil_forward_queue_bytes", &[]);
+    assert!(queued > 0.0, "the queue gauge shows what the backend is owed: {queued}");
     // The backend comes up: everything acknowledged arrives, and writes are taken again.
     let vm = VictoriaMetrics::start_on(&dir.0, vm_port).await;
     let want: BTreeSet<_> = acked.iter().map(key).collect();

@@ -29,7 +29,8 @@ pub fn spawn(
     client: HttpClient,
     metrics: ForwardMetrics,
 ) -> ForwarderHandle {
-    let sender = Sender::new(BACKEND, client, uri, config.request_timeout, config.backoff.clone(), CLASSIFY, metrics);
+    let sender =
+        Sender::new(BACKEND, client, uri, config.request_timeout, config.backoff.clone(), CLASSIFY, metrics.clone());
     let limits = Limits { max_rows: config.max_samples_per_request, flush_interval: config.flush_interval };
     let labels = sender.labels().clone();
     let deliverer = Deliverer {
@@ -43,7 +44,7 @@ pub fn spawn(
         snappy: snap::raw::Encoder::new(),
         unsnappy: snap::raw::Decoder::new(),
     };
-    wal_loop::spawn(consumer, &labels, limits, deliverer)
+    wal_loop::spawn(consumer, &labels, &metrics, limits, deliverer)
 }
 
 /// One tenant's request being filled.
