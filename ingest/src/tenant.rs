@@ -23,10 +23,17 @@ pub fn validate_tenant(tenant: &str) -> Result<(), String> {
 
 /// The header's tenant, or `default` when the header is absent.
 pub fn tenant_of(header: Option<&[u8]>, default: &str) -> Result<Arc<str>, String> {
-    let Some(raw) = header else { return Ok(Arc::from(default)) };
+    match header {
+        Some(raw) => checked(raw).map(Arc::from),
+        None => Ok(Arc::from(default)),
+    }
+}
+
+/// A header value as a tenant id, if it is a valid one.
+fn checked(raw: &[u8]) -> Result<&str, String> {
     let tenant = std::str::from_utf8(raw).map_err(|_| "tenant id is not UTF-8".to_owned())?.trim();
     validate_tenant(tenant)?;
-    Ok(Arc::from(tenant))
+    Ok(tenant)
 }
 
 /// Why a metrics request's tenant was refused.
@@ -45,7 +52,5 @@ pub fn series_tenant(
     registry: &crate::series::SeriesRegistry,
 ) -> Result<crate::series::Tenant, TenantError> {
     let Some(raw) = header else { return Ok(registry.default_tenant()) };
-    let name = std::str::from_utf8(raw).map_err(|_| TenantError::Invalid("tenant id is not UTF-8".into()))?.trim();
-    validate_tenant(name).map_err(TenantError::Invalid)?;
-    Ok(registry.tenant(name)?)
+    Ok(registry.tenant(checked(raw).map_err(TenantError::Invalid)?)?)
 }

@@ -12,16 +12,10 @@ use crate::buffer::StagedRows;
 use crate::put_varint;
 use crate::series::SeriesRegistry;
 
-/// Reused per worker thread: the uncompressed request and the snappy encoder.
-#[derive(Default)]
+/// The uncompressed request, reused per worker thread.
+#[derive(Debug, Default)]
 pub(crate) struct Encoder {
     raw: Vec<u8>,
-}
-
-impl std::fmt::Debug for Encoder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Encoder").finish()
-    }
 }
 
 /// The record body for a request of `tenant` whose snappy-compressed 1.0 body is `compressed`.

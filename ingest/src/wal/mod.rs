@@ -119,7 +119,8 @@ impl Shared {
     }
 
     fn delete(&self, s: &Segment) {
-        self.total_bytes.fetch_sub(s.len.min(self.total_bytes.load(Ordering::Acquire)), Ordering::AcqRel);
+        // Saturating in one step: another log may be adding or removing at the same time.
+        let _ = self.total_bytes.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| Some(t.saturating_sub(s.len)));
         if let Err(e) = std::fs::remove_file(&s.path) {
             tracing::warn!(log = self.signal, segment = %s.path.display(), error = %e, "Could not delete a delivered log segment.");
         }
