@@ -1,12 +1,14 @@
-//! Vigil's forward stage: exporters that carry buffered data to the backends.
+//! Vigil's forward stage: exporters that carry what Vigil acknowledged from the write-ahead logs to the
+//! backends.
 //!
-//! Each backend kind has its own folder with fixed roles: `config.rs`, `encode.rs`, `client.rs` (the
-//! backend's headers and which classification of answers applies), `worker.rs` (the backend's flush step:
-//! sealed batches to requests). Shared pieces: [`batching`] (the per-shard loop: gather, flush, commit),
-//! [`send`] (POST with timeout and retries), [`retry`] (classifications of send outcomes, backoff with full
-//! jitter), [`http`] (the pooled HTTP client), [`telemetry`] (counters on `/metrics`).
+//! Each backend kind has its own folder with fixed roles: `config.rs`, `client.rs` (the backend's headers
+//! and which classification of answers applies), `worker.rs` (the backend's deliver step: log entries to
+//! requests). Records are written by the receivers already in the backend's wire form, so there is no
+//! encoder here. Shared pieces: [`wal_loop`] (the loop over a log: read from the position, gather, deliver,
+//! commit), [`tenant_requests`] (joining records into one request per tenant), [`send`] (POST with timeout
+//! and retries), [`retry`] (classifications of send outcomes, backoff with full jitter), [`http`] (the pooled
+//! HTTP client), [`telemetry`] (counters on `/metrics`).
 
-mod batching;
 pub mod handle;
 pub mod http;
 pub mod loki;
@@ -14,6 +16,7 @@ pub mod retry;
 mod send;
 pub mod telemetry;
 pub mod tempo;
+mod tenant_requests;
 pub mod victoriametrics;
 mod wal_loop;
 

@@ -30,7 +30,10 @@ use vigil_ingest::limits::IngestLimits;
 use vigil_ingest::loki::{LokiReceiverConfig, LokiState};
 use vigil_ingest::otlp::logs::{OtlpLogsState, default_stream_label_attributes, logs_router};
 use vigil_ingest::telemetry::IngestMetrics;
+use vigil_ingest::wal::QueueConfig;
 use vigil_proto::loki::{EntryAdapter, LabelPairAdapter, PushRequest, StreamAdapter, Timestamp};
+
+mod support;
 
 // ------------------------------------------------------------------------------------------------------
 // The test Loki
@@ -74,6 +77,7 @@ struct Vigil {
     loki: Arc<FakeLoki>,
     registry: Registry,
     _handle: loki::ForwarderHandle,
+    _dir: support::TempDir,
 }
 
 async fn vigil(script: Vec<(u16, Option<&'static str>)>) -> Vigil {
@@ -96,7 +100,8 @@ async fn vigil(script: Vec<(u16, Option<&'static str>)>) -> Vigil {
         ..LokiConfig::with_url(format!("{loki_url}/loki/api/v1/push"))
     };
     let uri = config.validate().unwrap();
-    let handle = loki::spawn(&config, uri, &logs, vigil_forward::http::client(), forward_metrics);
+    let (wal, dir) = support::wal("logs", &QueueConfig::default());
+    let handle = loki::spawn(&config, uri, wal.consumer("loki"), vigil_forward::http::client(), forward_metrics);
 
     let push = vigil_ingest::loki::router(Arc::new(LokiState {
         config: LokiReceiverConfig::default(),
@@ -104,6 +109,7 @@ async fn vigil(script: Vec<(u16, Option<&'static str>)>) -> Vigil {
         limits: IngestLimits::default(),
         logs: Arc::clone(&logs),
         metrics: ingest_metrics.clone(),
+        wal: Some(Arc::clone(&wal)),
     }));
     let otlp = logs_router(Arc::new(OtlpLogsState {
         limits: IngestLimits::default(),
@@ -112,9 +118,10 @@ async fn vigil(script: Vec<(u16, Option<&'static str>)>) -> Vigil {
         retry_after_seconds: 1,
         default_tenant: "fake".into(),
         stream_label_attributes: default_stream_label_attributes(),
+        wal: Some(wal),
     }));
     let url = serve(push.merge(otlp)).await;
-    Vigil { url, loki: fake, registry, _handle: handle }
+    Vigil { url, loki: fake, registry, _handle: handle, _dir: dir }
 }
 
 async fn send(url: &str, path: &str, content_type: &str, tenant: Option<&str>, body: Vec<u8>) -> u16 {

@@ -27,6 +27,9 @@ use vigil_forward::retry::BackoffConfig;
 use vigil_forward::telemetry::{BackendLabels, ForwardMetrics, OutcomeLabels};
 use vigil_forward::tempo::{self, ForwarderHandle, TempoConfig};
 use vigil_ingest::buffer::{BufferConfig, SpansBuffer};
+use vigil_ingest::wal::{QueueConfig, Wal};
+
+mod support;
 use vigil_ingest::limits::IngestLimits;
 use vigil_ingest::otlp::traces::{OtlpTracesState, traces_router};
 use vigil_ingest::telemetry::IngestMetrics;
@@ -73,10 +76,11 @@ async fn serve(app: Router, path: &str) -> String {
 struct Setup {
     tempo: Arc<Tempo>,
     vigil_url: String,
-    buffer: Arc<SpansBuffer>,
+    wal: Arc<Wal>,
     metrics: ForwardMetrics,
     labels: BackendLabels,
     handle: ForwarderHandle,
+    _dir: support::TempDir,
 }
 
 async fn setup(script: Vec<Answer>) -> Setup {
@@ -90,12 +94,14 @@ async fn setup(script: Vec<Answer>) -> Setup {
         seal_interval: Duration::from_millis(30),
     });
     tokio::spawn(Arc::clone(&buffer).run_sealer());
+    let (wal, dir) = support::wal("spans", &QueueConfig::default());
     let state = Arc::new(OtlpTracesState {
         limits: IngestLimits::default(),
         spans: Arc::clone(&buffer),
         metrics: IngestMetrics::new(&mut Registry::default()),
         retry_after_seconds: 1,
         default_tenant: "anonymous".into(),
+        wal: Some(Arc::clone(&wal)),
     });
     let vigil_url = serve(traces_router(state), "/v1/traces").await;
     let metrics = ForwardMetrics::new(&mut Registry::default());
@@ -105,9 +111,10 @@ async fn setup(script: Vec<Answer>) -> Setup {
         ..TempoConfig::with_url(tempo_url)
     };
     let uri = config.validate().unwrap();
-    let handle = tempo::spawn(&config, uri.clone(), &buffer, vigil_forward::http::client(), metrics.clone());
+    let handle =
+        tempo::spawn(&config, uri.clone(), wal.consumer("tempo"), vigil_forward::http::client(), metrics.clone());
     let labels = BackendLabels { backend: "tempo", url: vigil_forward::redact_url(&uri) };
-    Setup { tempo, vigil_url, buffer, metrics, labels, handle }
+    Setup { tempo, vigil_url, wal, metrics, labels, handle, _dir: dir }
 }
 
 /// POSTs to Vigil and returns the status and body.
@@ -323,8 +330,8 @@ async fn traces_reach_tempo_exactly_as_sent_over_protobuf_and_json() {
     assert_eq!(s.metrics.samples.get_or_create(&s.labels).get(), 4);
     assert_eq!(s.metrics.dropped_samples.get_or_create(&s.labels).get(), 0);
 
-    // Closing the buffer drains and stops the workers.
-    s.buffer.close();
+    // Closing the log drains and stops the worker.
+    s.wal.close();
     let mut handle = s.handle;
     tokio::time::timeout(Duration::from_secs(5), handle.join()).await.unwrap();
 }

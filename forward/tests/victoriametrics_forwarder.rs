@@ -5,7 +5,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use axum::Router;
@@ -20,7 +19,10 @@ use prost::Message;
 use vigil_forward::retry::BackoffConfig;
 use vigil_forward::telemetry::ForwardMetrics;
 use vigil_forward::victoriametrics::{self, VictoriaMetricsConfig};
-use vigil_ingest::wal::{Entry, FsyncPolicy, QueueConfig, Wal, WalConfig};
+use vigil_ingest::wal::{Entry, QueueConfig, Wal};
+
+mod support;
+use support::TempDir;
 use vigil_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
 
 #[derive(Default)]
@@ -64,31 +66,10 @@ struct Setup {
     _dir: TempDir,
 }
 
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("vigil-vm-forwarder-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        Self(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn setup_with(url: &str, queue: QueueConfig) -> (Setup, victoriametrics::ForwarderHandle) {
     let mut registry = Registry::default();
     let metrics = ForwardMetrics::new(&mut registry);
-    let dir = TempDir::new();
-    let wal_config = WalConfig { fsync: FsyncPolicy::Interval, segment_bytes: 4096, ..WalConfig::default() };
-    let (wal, _) = Wal::open(&dir.0, "metrics", &wal_config, &queue, Arc::new(AtomicU64::new(0))).expect("wal");
-    let wal = Arc::new(wal);
+    let (wal, dir) = support::wal("metrics", &queue);
     let config = VictoriaMetricsConfig {
         flush_interval: Duration::from_millis(50),
         max_samples_per_request: 10,
@@ -180,7 +161,8 @@ async fn drops_400_409_415_and_moves_on() {
     assert_eq!(codes, vec![400, 409, 415, 204], "refused requests must not be retried");
     let dropped = metric(&s, "vigil_forward_dropped_samples_total");
     assert!(dropped.ends_with(" 30"), "{dropped}");
-    assert!(metric(&s, "vigil_forward_samples_total").ends_with(" 10"));
+    // Counted once the answer is back, a moment after the receiver saw the request.
+    wait_until("the taken request counted", || metric(&s, "vigil_forward_samples_total").ends_with(" 10")).await;
 }
 
 #[tokio::test]

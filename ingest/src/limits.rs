@@ -17,6 +17,21 @@ pub struct IngestLimits {
     pub max_label_value_bytes: usize,
 }
 
+impl IngestLimits {
+    /// No limit beyond the write-ahead log's own record size: what was accepted once is read back whole,
+    /// even after limits were lowered.
+    pub fn for_replay() -> Self {
+        let record = crate::wal::MAX_RECORD_BYTES as u64;
+        Self {
+            max_body_bytes: record,
+            max_decompressed_bytes: record,
+            max_labels_per_series: usize::MAX,
+            max_label_name_bytes: usize::MAX,
+            max_label_value_bytes: usize::MAX,
+        }
+    }
+}
+
 impl Default for IngestLimits {
     fn default() -> Self {
         // vmagent/VictoriaMetrics accept 32 MiB packed and unpacked (`-maxInsertRequestSize`); Prometheus

@@ -1,7 +1,6 @@
 //! `vigil`: the observability ingest gateway and anomaly engine.
 
 mod config;
-mod replay;
 mod topology;
 
 use std::path::PathBuf;

@@ -21,8 +21,8 @@ use vigil_ingest::remote_write::{self, RemoteWriteState};
 use vigil_ingest::series::{MetadataStore, SeriesRegistry};
 use vigil_ingest::telemetry::IngestMetrics;
 use vigil_ingest::wal::Wal;
+use vigil_ingest::wal::replay as wal_replay;
 
-use crate::replay;
 use vigil_query::{BackendStatus, ReadinessState, SelfMetrics};
 
 use crate::config::Config;
@@ -62,28 +62,41 @@ pub(crate) async fn run(
     let series = Arc::new(SeriesRegistry::new(&config.series, &config.tenancy.default_tenant));
     let metadata = Arc::new(MetadataStore::default());
     let sealer = tokio::spawn(Arc::clone(&buffer).run_sealer());
+    let spans = SpansBuffer::new(config.spans_buffer.clone());
+    let spans_sealer = tokio::spawn(Arc::clone(&spans).run_sealer());
+    let logs = LogsBuffer::new(config.logs_buffer.clone());
+    let logs_sealer = tokio::spawn(Arc::clone(&logs).run_sealer());
 
+    // One byte total for every log: `wal.max_bytes` bounds them together.
     let wal_bytes = Arc::new(AtomicU64::new(0));
-    let wal_dir = config.server.data_dir.join("wal");
-    let (metrics_wal, report) =
-        Wal::open(&wal_dir.join("metrics"), "metrics", &config.wal, &config.queue, Arc::clone(&wal_bytes))
-            .map_err(RunError::Wal)?;
-    let metrics_wal = Arc::new(metrics_wal);
-    tracing::info!(
-        log = "metrics",
-        segments = report.segments,
-        records = report.records,
-        damaged = report.damage.len(),
-        "Write-ahead log opened."
-    );
-    let replayed = replay::metrics(&metrics_wal, &config, &series, &metadata, &buffer);
-    tracing::info!(
-        log = "metrics",
-        records = replayed.records,
-        samples = replayed.samples,
-        skipped = replayed.skipped,
-        "Replayed the log into the buffer."
-    );
+    let open_wal = |signal: &'static str| -> Result<Arc<Wal>, RunError> {
+        let dir = config.server.data_dir.join("wal").join(signal);
+        let (wal, report) =
+            Wal::open(&dir, signal, &config.wal, &config.queue, Arc::clone(&wal_bytes)).map_err(RunError::Wal)?;
+        tracing::info!(
+            log = signal,
+            segments = report.segments,
+            records = report.records,
+            damaged = report.damage.len(),
+            "Write-ahead log opened."
+        );
+        Ok(Arc::new(wal))
+    };
+    let (metrics_wal, logs_wal, spans_wal) = (open_wal("metrics")?, open_wal("logs")?, open_wal("spans")?);
+    let replayed = [
+        ("metrics", wal_replay::metrics(&metrics_wal, config.buffer.max_bytes, &series, &metadata, &buffer)),
+        ("logs", wal_replay::logs(&logs_wal, config.logs_buffer.max_bytes, &logs)),
+        ("spans", wal_replay::spans(&spans_wal, config.spans_buffer.max_bytes, &spans)),
+    ];
+    for (signal, r) in replayed {
+        tracing::info!(
+            log = signal,
+            records = r.records,
+            rows = r.rows,
+            skipped = r.skipped,
+            "Replayed the log into the buffer."
+        );
+    }
 
     let client = vigil_forward::http::client();
     let mut forwarders: Vec<ForwarderHandle> = Vec::new();
@@ -97,31 +110,34 @@ pub(crate) async fn run(
     }
     metrics_wal.forget_other_consumers();
 
-    let spans = SpansBuffer::new(config.spans_buffer.clone());
-    let spans_sealer = tokio::spawn(Arc::clone(&spans).run_sealer());
     for tempo in &config.forward.tempo {
         let uri = tempo.validate().map_err(RunError::Forwarder)?;
-        let handle = vigil_forward::tempo::spawn(tempo, uri, &spans, client.clone(), forward_metrics.clone());
-        backends.push(BackendStatus { kind: "tempo", url: handle.url.clone(), consumer: None });
+        let consumer = spans_wal.consumer(&consumer_name("tempo", &tempo.url));
+        let handle = vigil_forward::tempo::spawn(tempo, uri, consumer.clone(), client.clone(), forward_metrics.clone());
+        backends.push(BackendStatus { kind: "tempo", url: handle.url.clone(), consumer: Some(consumer) });
         forwarders.push(handle);
     }
 
-    let logs = LogsBuffer::new(config.logs_buffer.clone());
-    let logs_sealer = tokio::spawn(Arc::clone(&logs).run_sealer());
     for loki in &config.forward.loki {
         let uri = loki.validate().map_err(RunError::Forwarder)?;
-        let handle = vigil_forward::loki::spawn(loki, uri, &logs, client.clone(), forward_metrics.clone());
-        backends.push(BackendStatus { kind: "loki", url: handle.url.clone(), consumer: None });
+        let consumer = logs_wal.consumer(&consumer_name("loki", &loki.url));
+        let handle = vigil_forward::loki::spawn(loki, uri, consumer.clone(), client.clone(), forward_metrics.clone());
+        backends.push(BackendStatus { kind: "loki", url: handle.url.clone(), consumer: Some(consumer) });
         forwarders.push(handle);
     }
+    spans_wal.forget_other_consumers();
+    logs_wal.forget_other_consumers();
+    let wals = vec![Arc::clone(&metrics_wal), Arc::clone(&logs_wal), Arc::clone(&spans_wal)];
 
-    let readiness = Arc::new(ReadinessState::new(Arc::clone(&buffer), vec![Arc::clone(&metrics_wal)], backends));
+    let readiness = Arc::new(ReadinessState::new(Arc::clone(&buffer), wals.clone(), backends));
     let self_metrics = {
         let (m, b, s) = (ingest_metrics.clone(), Arc::clone(&buffer), Arc::clone(&series));
-        let (l, sp, w) = (Arc::clone(&logs), Arc::clone(&spans), Arc::clone(&metrics_wal));
+        let (l, sp, w) = (Arc::clone(&logs), Arc::clone(&spans), wals.clone());
         let refresh = move || {
             m.observe_state(&b, &s);
-            m.observe_wal(&w);
+            for wal in &w {
+                m.observe_wal(wal);
+            }
             m.observe_buffer("logs", &l);
             m.observe_buffer("spans", &sp);
         };
@@ -152,6 +168,7 @@ pub(crate) async fn run(
         metrics: rw_state.metrics.clone(),
         retry_after_seconds: config.remote_write.retry_after_seconds,
         default_tenant: config.tenancy.default_tenant.clone(),
+        wal: Some(Arc::clone(&spans_wal)),
     });
     let logs_state = Arc::new(OtlpLogsState {
         limits: config.limits.clone(),
@@ -160,6 +177,7 @@ pub(crate) async fn run(
         retry_after_seconds: config.remote_write.retry_after_seconds,
         default_tenant: config.tenancy.default_tenant.clone(),
         stream_label_attributes: otlp::logs::default_stream_label_attributes(),
+        wal: Some(Arc::clone(&logs_wal)),
     });
     let loki_state = Arc::new(LokiState {
         config: config.loki.clone(),
@@ -167,6 +185,7 @@ pub(crate) async fn run(
         limits: config.limits.clone(),
         logs: Arc::clone(&logs),
         metrics: rw_state.metrics.clone(),
+        wal: Some(Arc::clone(&logs_wal)),
     });
     let grpc_app = tonic::service::Routes::new(otlp::metrics_service(Arc::clone(&otlp_state)))
         .add_service(traces::traces_service(Arc::clone(&traces_state)))
@@ -219,7 +238,9 @@ pub(crate) async fn run(
     tracing::info!("Stopped accepting requests; forwarding what is buffered.");
     readiness.ready.store(false, Ordering::Relaxed);
     // Everything acknowledged is in the log; closing it lets each forwarder deliver to its end and stop.
-    metrics_wal.close();
+    for wal in &wals {
+        wal.close();
+    }
     buffer.seal_all();
     buffer.close();
     spans.seal_all();

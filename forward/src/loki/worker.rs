@@ -1,89 +1,96 @@
-//! The logs flush step: group sealed log batches into per-tenant pushes, compress, deliver. The per-shard
-//! loop around it (gathering, flush deadline, commit) is [`crate::batching`].
-
-use std::sync::Arc;
+//! The logs deliver step: log entries (snappy Loki pushes) → one push per tenant of at most
+//! `max_lines_per_request` lines, compressed, delivered. The loop around it (reading the log, flush deadline,
+//! committing the position) is [`crate::wal_loop`]; entries join without decoding
+//! ([`crate::tenant_requests`]).
 
 use bytes::Bytes;
 use http::{HeaderMap, Uri};
-use prost::Message;
-use vigil_ingest::buffer::LogsBuffer;
-use vigil_ingest::buffer::logs::LogsBatch;
+use vigil_ingest::wal::{Consumer, Entry};
 
 use super::client::{CLASSIFY, headers};
 use super::config::LokiConfig;
-use super::encode::{Columns, Grouper, TenantPush};
-use crate::batching::{self, Flush, Limits};
 use crate::handle::ForwarderHandle;
 use crate::http::HttpClient;
 use crate::send::{Fate, Sender};
 use crate::telemetry::ForwardMetrics;
+use crate::tenant_requests::TenantRequests;
+use crate::wal_loop::{self, Deliver, Limits};
 
 const BACKEND: &str = "loki";
 
-/// Starts one worker per logs-buffer shard. Subscriptions are taken before this returns, so every batch
-/// sealed afterwards reaches this destination.
+/// Starts the worker for one destination, reading the logs log from `consumer`'s position.
 pub fn spawn(
     config: &LokiConfig,
     uri: Uri,
-    buffer: &Arc<LogsBuffer>,
+    consumer: Consumer,
     client: HttpClient,
     metrics: ForwardMetrics,
 ) -> ForwarderHandle {
-    let sender = Sender::new(BACKEND, client, uri, config.request_timeout, config.backoff.clone(), CLASSIFY, metrics);
+    let sender =
+        Sender::new(BACKEND, client, uri, config.request_timeout, config.backoff.clone(), CLASSIFY, metrics.clone());
     let limits = Limits { max_rows: config.max_lines_per_request, flush_interval: config.flush_interval };
-    batching::spawn(buffer, sender.labels(), limits, || Flusher {
-        sender: sender.clone(),
-        max_lines_per_request: config.max_lines_per_request,
+    let labels = sender.labels().clone();
+    let deliverer = Deliverer {
+        sender,
+        max_lines_per_request: config.max_lines_per_request as u64,
         headers: headers(),
-        snappy: snap::raw::Encoder::new(),
-    })
+        requests: TenantRequests::new(true),
+    };
+    wal_loop::spawn(consumer, &labels, &metrics, limits, deliverer)
 }
 
-struct Flusher {
+struct Deliverer {
     sender: Sender,
-    max_lines_per_request: usize,
+    max_lines_per_request: u64,
     headers: HeaderMap,
-    snappy: snap::raw::Encoder,
+    requests: TenantRequests,
 }
 
-impl Flush<LogsBatch> for Flusher {
-    /// Sends `batches` in pushes of at most `max_lines_per_request` lines, one tenant per push.
-    async fn flush(&mut self, batches: &[Arc<LogsBatch>]) {
-        let mut grouper = Grouper::new(self.max_lines_per_request);
-        for batch in batches {
-            let Some(columns) = Columns::of(&batch.logs) else {
-                tracing::error!(url = %self.sender.labels().url, "A logs batch without the logs schema was skipped; this is a bug.");
-                continue;
-            };
-            for row in 0..batch.logs.num_rows() {
-                if let Some(push) = grouper.add(&columns, row) {
-                    self.send(push).await;
+impl Deliver for Deliverer {
+    fn rows(entry: &Entry) -> usize {
+        entry.counts[0] as usize
+    }
+
+    /// Sends `entries` in pushes of one tenant each, a push going out once it holds `max_lines_per_request`
+    /// lines (an entry is never split).
+    async fn deliver(&mut self, entries: &[Entry]) {
+        for entry in entries {
+            match self.requests.add(entry) {
+                Ok(i) if self.requests.get(i).counts[0] >= self.max_lines_per_request => self.send(i).await,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(url = %self.sender.labels().url, error = %e, "A logged push did not decompress; its lines are dropped.");
+                    self.sender.count_dropped(u64::from(entry.counts[0]));
                 }
             }
         }
-        for push in grouper.drain() {
-            self.send(push).await;
+        for i in self.requests.filled() {
+            self.send(i).await;
         }
     }
 }
 
-impl Flusher {
-    async fn send(&mut self, push: TenantPush) {
-        let raw = push.request.encode_to_vec();
-        let body = match self.snappy.compress_vec(&raw) {
-            Ok(c) => Bytes::from(c),
+impl Deliverer {
+    /// Compresses and delivers push `i`, then empties it for reuse.
+    async fn send(&mut self, i: usize) {
+        let request = self.requests.take(i);
+        let lines = request.counts[0];
+        match self.requests.compress(&request.raw) {
+            Ok(c) => {
+                let body = Bytes::copy_from_slice(c);
+                match self.sender.send(&self.headers, Some(&request.tenant), body).await {
+                    Fate::Delivered { .. } => self.sender.count_delivered(lines),
+                    Fate::Rejected { status, message } => {
+                        self.sender.count_dropped(lines);
+                        tracing::warn!(url = %self.sender.labels().url, tenant = %request.tenant, status, message, lines, "Loki rejected a push for good; its lines are dropped.");
+                    }
+                }
+            }
             Err(e) => {
                 tracing::error!(url = %self.sender.labels().url, error = %e, "Snappy compression failed; this is a bug.");
-                return;
-            }
-        };
-        let lines = push.lines as u64;
-        match self.sender.send(&self.headers, Some(&push.tenant), body).await {
-            Fate::Delivered { .. } => self.sender.count_delivered(lines),
-            Fate::Rejected { status, message } => {
                 self.sender.count_dropped(lines);
-                tracing::warn!(url = %self.sender.labels().url, tenant = %push.tenant, status, message, lines, "Loki rejected a push for good; its lines are dropped.");
             }
         }
+        self.requests.put_back(i, request);
     }
 }

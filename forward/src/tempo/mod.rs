@@ -6,18 +6,17 @@
 //! (<https://opentelemetry.io/docs/specs/otlp/#otlphttp-response>): only 429, 502, 503 and 504 are retried
 //! ([`crate::retry::classify_otlp`]).
 //!
-//! One worker per spans-buffer shard reads it through a lossless subscription (a trace lives in one shard,
-//! so its spans leave together). It gathers sealed batches up to `max_spans_per_request` or `flush_interval`
-//! ([`crate::batching`]), builds one `ExportTraceServiceRequest` per tenant from the rows' stored span and
-//! resource bytes ([`encode`], [`worker`]), sends it with the OTLP headers and classification ([`client`])
-//! and retries in place ([`crate::send`]); only then does it commit, releasing the batches.
+//! One worker per destination tails the spans write-ahead log from its own position. Each record already
+//! is an `ExportTraceServiceRequest` (the receiver spliced the spans' bytes verbatim: see
+//! `vigil_ingest::wal::spans`); the worker joins records into one request per tenant up to
+//! `max_spans_per_request` or `flush_interval` ([`worker`], [`crate::wal_loop`]), sends it with the OTLP
+//! headers and classification ([`client`]) and retries in place ([`crate::send`]); only then does it commit
+//! its position.
 
 mod client;
 mod config;
-mod encode;
 mod worker;
 
 pub use crate::handle::ForwarderHandle;
 pub use config::TempoConfig;
-pub use encode::{EncodedRequest, encode_export_requests};
 pub use worker::spawn;

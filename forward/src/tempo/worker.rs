@@ -1,115 +1,97 @@
-//! The spans flush step: build one request per tenant from sealed span batches, deliver. The per-shard
-//! loop around it (gathering, flush deadline, commit) is [`crate::batching`].
-
-use std::sync::Arc;
+//! The spans deliver step: log entries (OTLP trace requests) → one request per tenant of at most
+//! `max_spans_per_request` spans, delivered. The loop around it (reading the log, flush deadline, committing
+//! the position) is [`crate::wal_loop`]; entries join without decoding ([`crate::tenant_requests`]). The
+//! `samples` counters count spans.
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Uri};
-use vigil_ingest::buffer::SpansBuffer;
-use vigil_ingest::buffer::spans::SealedSpans;
+use http::{HeaderMap, Uri};
+use vigil_ingest::wal::{Consumer, Entry};
 
 use super::client::{CLASSIFY, headers, partial_success};
 use super::config::TempoConfig;
-use super::encode::{Columns, TenantRequest, request_for};
-use crate::batching::{self, Flush, Limits};
 use crate::handle::ForwarderHandle;
 use crate::http::HttpClient;
 use crate::send::{Fate, Sender};
 use crate::telemetry::ForwardMetrics;
+use crate::tenant_requests::TenantRequests;
+use crate::wal_loop::{self, Deliver, Limits};
 
 const BACKEND: &str = "tempo";
 
-/// Starts one worker per spans-buffer shard. Subscriptions are taken before this returns, so every batch
-/// sealed afterwards reaches this destination. The `samples` counters count spans.
+/// Starts the worker for one destination, reading the spans log from `consumer`'s position.
 pub fn spawn(
     config: &TempoConfig,
     uri: Uri,
-    buffer: &Arc<SpansBuffer>,
+    consumer: Consumer,
     client: HttpClient,
     metrics: ForwardMetrics,
 ) -> ForwarderHandle {
-    let sender = Sender::new(BACKEND, client, uri, config.request_timeout, config.backoff.clone(), CLASSIFY, metrics);
+    let sender =
+        Sender::new(BACKEND, client, uri, config.request_timeout, config.backoff.clone(), CLASSIFY, metrics.clone());
     let limits = Limits { max_rows: config.max_spans_per_request, flush_interval: config.flush_interval };
-    batching::spawn(buffer, sender.labels(), limits, || Flusher {
-        sender: sender.clone(),
-        max_spans_per_request: config.max_spans_per_request,
+    let labels = sender.labels().clone();
+    let deliverer = Deliverer {
+        sender,
+        max_spans_per_request: config.max_spans_per_request as u64,
         headers: headers(),
-        raw: Vec::new(),
-    })
+        requests: TenantRequests::new(false),
+    };
+    wal_loop::spawn(consumer, &labels, &metrics, limits, deliverer)
 }
 
-struct Flusher {
+struct Deliverer {
     sender: Sender,
-    max_spans_per_request: usize,
+    max_spans_per_request: u64,
     headers: HeaderMap,
-    /// Reused for every request's protobuf.
-    raw: Vec<u8>,
+    requests: TenantRequests,
 }
 
-impl Flush<SealedSpans> for Flusher {
-    /// Sends `batches` per tenant, in requests of at most `max_spans_per_request` spans.
-    async fn flush(&mut self, batches: &[Arc<SealedSpans>]) {
-        let max = self.max_spans_per_request;
-        let mut tenants: Vec<(&str, TenantRequest<'_>)> = Vec::new();
-        for batch in batches {
-            let Some(cols) = Columns::of(&batch.spans) else {
-                tracing::error!(url = %self.sender.labels().url, "A spans batch has an unexpected schema; its spans are not forwarded. This is a bug.");
-                self.sender.count_dropped(batch.spans.num_rows() as u64);
-                continue;
-            };
-            for row in 0..batch.spans.num_rows() {
-                let tenant = cols.tenant(row);
-                let request = request_for(&mut tenants, tenant);
-                request.push(cols.resource_scope(row), cols.span(row));
-                if request.spans() >= max {
-                    let full = std::mem::take(request);
-                    self.send(tenant, &full).await;
+impl Deliver for Deliverer {
+    fn rows(entry: &Entry) -> usize {
+        entry.counts[0] as usize
+    }
+
+    /// Sends `entries` in requests of one tenant each, a request going out once it holds
+    /// `max_spans_per_request` spans (an entry is never split).
+    async fn deliver(&mut self, entries: &[Entry]) {
+        for entry in entries {
+            match self.requests.add(entry) {
+                Ok(i) if self.requests.get(i).counts[0] >= self.max_spans_per_request => self.send(i).await,
+                Ok(_) => {}
+                Err(e) => {
+                    // Raw payloads are copied as they are; this cannot happen.
+                    tracing::error!(url = %self.sender.labels().url, error = %e, "A logged request could not be read; its spans are dropped.");
+                    self.sender.count_dropped(u64::from(entry.counts[0]));
                 }
             }
         }
-        for (tenant, request) in &tenants {
-            if request.spans() > 0 {
-                self.send(tenant, request).await;
-            }
+        for i in self.requests.filled() {
+            self.send(i).await;
         }
     }
 }
 
-impl Flusher {
-    /// Encodes and delivers one tenant's request, retrying until the backend answers for good.
-    async fn send(&mut self, tenant: &str, request: &TenantRequest<'_>) {
-        let url = &self.sender.labels().url;
-        let skipped = request.encode(&mut self.raw);
-        if skipped > 0 {
-            tracing::error!(url = %url, spans = skipped, "Spans with undecodable resource bytes were not forwarded; this is a bug.");
-            self.sender.count_dropped(skipped as u64);
-        }
-        let spans = (request.spans() - skipped) as u64;
-        if spans == 0 {
-            return;
-        }
-        if HeaderValue::from_str(tenant).is_err() {
-            // The receivers validate tenants, so this is a bug; the spans cannot be addressed. Checked here
-            // rather than left to the request builder so it is not counted as a rejected request.
-            tracing::error!(url = %url, "A tenant id is not a valid header value; its spans are dropped.");
-            self.sender.count_dropped(spans);
-            return;
-        }
-        let body = Bytes::copy_from_slice(&self.raw);
-        match self.sender.send(&self.headers, Some(tenant), body).await {
+impl Deliverer {
+    /// Delivers request `i`, retrying until the backend answers for good, then empties it for reuse.
+    async fn send(&mut self, i: usize) {
+        let request = self.requests.take(i);
+        let spans = request.counts[0];
+        let body = Bytes::copy_from_slice(&request.raw);
+        match self.sender.send(&self.headers, Some(&request.tenant), body).await {
             Fate::Delivered { answer } => {
                 let (rejected, message) = partial_success(&answer);
                 let rejected = rejected.min(spans);
                 self.sender.count_delivered(spans - rejected);
                 if rejected > 0 || !message.is_empty() {
                     self.sender.count_dropped(rejected);
-                    tracing::warn!(url = %self.sender.labels().url, tenant, rejected, message, "Tempo accepted a request in part.");
+                    tracing::warn!(url = %self.sender.labels().url, tenant = %request.tenant, rejected, message, "Tempo accepted a request in part.");
                 }
             }
             Fate::Rejected { status, message } => {
                 self.sender.count_dropped(spans);
-                tracing::warn!(url = %self.sender.labels().url, tenant, status, message, spans, "Tempo rejected a request for good; its spans are dropped.");
+                tracing::warn!(url = %self.sender.labels().url, tenant = %request.tenant, status, message, spans, "Tempo rejected a request for good; its spans are dropped.");
             }
         }
+        self.requests.put_back(i, request);
     }
 }

@@ -1,9 +1,7 @@
 //! The metrics deliver step: log entries (snappy remote write 1.0 bodies) → one request per tenant of at
 //! most `max_samples_per_request` rows, compressed, delivered. The loop around it (reading the log,
 //! flush deadline, committing the position) is [`crate::wal_loop`].
-//!
-//! Protobuf messages concatenate by merging their repeated fields, so a request is the entries'
-//! decompressed bodies appended one after the other: nothing is decoded or re-encoded on the way out.
+//! Entries join into per-tenant requests without decoding ([`crate::tenant_requests`]).
 
 use std::collections::HashMap;
 
@@ -17,6 +15,7 @@ use crate::handle::ForwarderHandle;
 use crate::http::HttpClient;
 use crate::send::{Fate, Sender};
 use crate::telemetry::ForwardMetrics;
+use crate::tenant_requests::{TenantRequest, TenantRequests};
 use crate::wal_loop::{self, Deliver, Limits};
 
 const BACKEND: &str = "victoriametrics";
@@ -39,28 +38,14 @@ pub fn spawn(
         headers: headers(),
         template: config.url.contains(TENANT_PLACEHOLDER).then(|| config.url.clone()),
         uris: HashMap::new(),
-        requests: Vec::new(),
-        compressed: Vec::new(),
-        snappy: snap::raw::Encoder::new(),
-        unsnappy: snap::raw::Decoder::new(),
+        requests: TenantRequests::new(true),
     };
     wal_loop::spawn(consumer, &labels, &metrics, limits, deliverer)
 }
 
-/// One tenant's request being filled.
-#[derive(Debug, Default)]
-struct TenantRequest {
-    tenant: String,
-    raw: Vec<u8>,
-    samples: u64,
-    exemplars: u64,
-    histograms: u64,
-}
-
-impl TenantRequest {
-    fn rows(&self) -> usize {
-        (self.samples + self.histograms) as usize
-    }
+/// `samples + histograms`: what `max_samples_per_request` counts.
+fn rows(counts: &[u64; 3]) -> u64 {
+    counts[0] + counts[2]
 }
 
 struct Deliverer {
@@ -71,13 +56,7 @@ struct Deliverer {
     template: Option<String>,
     /// Per-tenant URLs made from `template` (`None`: the tenant makes no valid URL).
     uris: HashMap<String, Option<Uri>>,
-    /// Requests being filled, one per tenant; buffers are kept for reuse after sending.
-    requests: Vec<TenantRequest>,
-    /// Reused for every request's snappy output: a fresh zeroed buffer per request showed up as page
-    /// faults and memset in profiles.
-    compressed: Vec<u8>,
-    snappy: snap::raw::Encoder,
-    unsnappy: snap::raw::Decoder,
+    requests: TenantRequests,
 }
 
 impl Deliver for Deliverer {
@@ -89,53 +68,19 @@ impl Deliver for Deliverer {
     /// `max_samples_per_request` rows (an entry is never split, so one large entry makes a larger request).
     async fn deliver(&mut self, entries: &[Entry]) {
         for entry in entries {
-            let i = match self.requests.iter().position(|r| r.tenant == entry.tenant) {
-                Some(i) => i,
-                None => match self.requests.iter().position(|r| r.raw.is_empty()) {
-                    Some(i) => {
-                        self.requests[i].tenant.clone_from(&entry.tenant);
-                        i
-                    }
-                    None => {
-                        self.requests.push(TenantRequest { tenant: entry.tenant.clone(), ..TenantRequest::default() });
-                        self.requests.len() - 1
-                    }
-                },
-            };
-            if let Err(e) = append_decompressed(&mut self.unsnappy, &entry.payload, &mut self.requests[i].raw) {
-                tracing::error!(url = %self.sender.labels().url, error = %e, "A logged request did not decompress; its samples are dropped.");
-                self.sender.count_dropped(Self::rows(entry) as u64);
-                continue;
-            }
-            let r = &mut self.requests[i];
-            r.samples += u64::from(entry.counts[0]);
-            r.exemplars += u64::from(entry.counts[1]);
-            r.histograms += u64::from(entry.counts[2]);
-            if r.rows() >= self.max_samples_per_request {
-                self.send(i).await;
+            match self.requests.add(entry) {
+                Ok(i) if rows(&self.requests.get(i).counts) >= self.max_samples_per_request as u64 => {
+                    self.send(i).await;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(url = %self.sender.labels().url, error = %e, "A logged request did not decompress; its samples are dropped.");
+                    self.sender.count_dropped(Self::rows(entry) as u64);
+                }
             }
         }
-        for i in 0..self.requests.len() {
-            if !self.requests[i].raw.is_empty() {
-                self.send(i).await;
-            }
-        }
-    }
-}
-
-/// Appends the decompressed form of a snappy block to `out`.
-fn append_decompressed(decoder: &mut snap::raw::Decoder, block: &[u8], out: &mut Vec<u8>) -> Result<(), snap::Error> {
-    let len = snap::raw::decompress_len(block)?;
-    let at = out.len();
-    out.resize(at + len, 0);
-    match decoder.decompress(block, &mut out[at..]) {
-        Ok(n) => {
-            out.truncate(at + n);
-            Ok(())
-        }
-        Err(e) => {
-            out.truncate(at);
-            Err(e)
+        for i in self.requests.filled() {
+            self.send(i).await;
         }
     }
 }
@@ -143,15 +88,14 @@ fn append_decompressed(decoder: &mut snap::raw::Decoder, block: &[u8], out: &mut
 impl Deliverer {
     /// Compresses and delivers request `i`, then empties it for reuse.
     async fn send(&mut self, i: usize) {
-        let mut request = std::mem::take(&mut self.requests[i]);
+        let request = self.requests.take(i);
         self.send_request(&request).await;
-        request.raw.clear();
-        (request.samples, request.exemplars, request.histograms) = (0, 0, 0);
-        self.requests[i] = request;
+        self.requests.put_back(i, request);
     }
 
     async fn send_request(&mut self, request: &TenantRequest) {
         let url = &self.sender.labels().url;
+        let [samples, exemplars, histograms] = request.counts;
         let uri = match &self.template {
             None => None,
             Some(template) => match self
@@ -161,21 +105,17 @@ impl Deliverer {
             {
                 Some(uri) => Some(uri.clone()),
                 None => {
-                    tracing::warn!(url = %url, tenant = %request.tenant, samples = request.samples, "The tenant makes no valid URL; its samples are dropped.");
-                    self.sender.count_dropped(request.rows() as u64);
+                    tracing::warn!(url = %url, tenant = %request.tenant, samples, "The tenant makes no valid URL; its samples are dropped.");
+                    self.sender.count_dropped(rows(&request.counts));
                     return;
                 }
             },
         };
-        let need = snap::raw::max_compress_len(request.raw.len());
-        if self.compressed.len() < need {
-            self.compressed.resize(need, 0);
-        }
-        let body = match self.snappy.compress(&request.raw, &mut self.compressed) {
-            Ok(n) => Bytes::copy_from_slice(&self.compressed[..n]),
+        let body = match self.requests.compress(&request.raw) {
+            Ok(c) => Bytes::copy_from_slice(c),
             Err(e) => {
                 tracing::error!(url = %url, error = %e, "Snappy compression failed; this is a bug.");
-                self.sender.count_dropped(request.rows() as u64);
+                self.sender.count_dropped(rows(&request.counts));
                 return;
             }
         };
@@ -187,13 +127,13 @@ impl Deliverer {
         match fate {
             Fate::Delivered { .. } => {
                 let (m, labels) = (self.sender.metrics(), self.sender.labels());
-                m.samples.get_or_create(labels).inc_by(request.samples);
-                m.exemplars.get_or_create(labels).inc_by(request.exemplars);
-                m.histograms.get_or_create(labels).inc_by(request.histograms);
+                m.samples.get_or_create(labels).inc_by(samples);
+                m.exemplars.get_or_create(labels).inc_by(exemplars);
+                m.histograms.get_or_create(labels).inc_by(histograms);
             }
             Fate::Rejected { status, message } => {
-                self.sender.count_dropped(request.rows() as u64);
-                tracing::warn!(url = %self.sender.labels().url, tenant = %request.tenant, status, message, samples = request.samples, "Backend rejected a request for good; its samples are dropped.");
+                self.sender.count_dropped(rows(&request.counts));
+                tracing::warn!(url = %self.sender.labels().url, tenant = %request.tenant, status, message, samples, "Backend rejected a request for good; its samples are dropped.");
             }
         }
     }

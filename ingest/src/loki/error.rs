@@ -30,6 +30,17 @@ pub(crate) enum LokiError {
     Invalid { problems: Vec<String> },
     #[error("buffer is full (`buffer.max_bytes` = {limit} bytes); retry later")]
     BufferFull { limit: u64 },
+    #[error("{0}")]
+    Wal(crate::wal::WalError),
+}
+
+impl From<crate::wal::Refused> for LokiError {
+    fn from(r: crate::wal::Refused) -> Self {
+        match r {
+            crate::wal::Refused::BufferFull(full) => Self::BufferFull { limit: full.limit },
+            crate::wal::Refused::Wal(e) => Self::Wal(e),
+        }
+    }
 }
 
 impl LokiError {
@@ -38,7 +49,8 @@ impl LokiError {
             Self::UnsupportedMediaType(_) | Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTooLarge { .. } | Self::DecompressedTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             // Loki's own answer to rate limits; Promtail, Alloy and the Loki clients retry it.
-            Self::BufferFull { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::BufferFull { .. } | Self::Wal(crate::wal::WalError::Full(_)) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Wal(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -57,6 +69,8 @@ impl LokiError {
             Self::Malformed { .. } => "malformed_stream",
             Self::Invalid { .. } => "invalid_streams",
             Self::BufferFull { .. } => "buffer_full",
+            Self::Wal(crate::wal::WalError::Full(_)) => "wal_full",
+            Self::Wal(_) => "wal_failed",
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::buffer::LogsBuffer;
 use crate::limits::IngestLimits;
 use crate::request_body::{BodyError, read_limited};
 use crate::telemetry::{IngestMetrics, ProtocolLabels, RejectLabels, RequestLabels};
+use crate::wal::{Wal, log_and_buffer, logs as logs_record};
 
 const PROTOCOL: &str = "loki";
 
@@ -31,6 +32,8 @@ pub struct LokiState {
     pub limits: IngestLimits,
     pub logs: Arc<LogsBuffer>,
     pub metrics: IngestMetrics,
+    /// The logs write-ahead log: a push is answered 2xx only once its lines are in it.
+    pub wal: Option<Arc<Wal>>,
 }
 
 pub fn router(state: Arc<LokiState>) -> Router {
@@ -53,7 +56,7 @@ async fn push(State(state): State<Arc<LokiState>>, headers: HeaderMap, body: Bod
             let status = e.status();
             tracing::debug!(status = status.as_u16(), reason = e.reason(), error = %e, "Loki push refused.");
             let mut r = (status, format!("{e}\n")).into_response();
-            if status == StatusCode::TOO_MANY_REQUESTS {
+            if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
                 r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(state.config.retry_after_seconds));
             }
             r
@@ -69,6 +72,9 @@ async fn receive(state: &LokiState, headers: &HeaderMap, body: Body) -> Result<u
     let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let format = format_of(header_str(header::CONTENT_TYPE)).map_err(|e| (0, e))?;
     let tenant = super::tenant_of(headers, &state.default_tenant).ok_or((0, LokiError::InvalidTenant))?;
+    if let Some(wal) = &state.wal {
+        wal.admit().map_err(|e| (0, LokiError::Wal(e)))?;
+    }
     let raw = read_body(&state.limits, headers, body).await.map_err(|e| (0, e))?;
     let body = decode_content_encoding(header_str(header::CONTENT_ENCODING), raw, &state.limits).map_err(|e| (0, e))?;
     let streams = match format {
@@ -79,7 +85,12 @@ async fn receive(state: &LokiState, headers: &HeaderMap, body: Body) -> Result<u
     let mut staged = state.logs.staged_rows();
     let converted = stage(streams, &tenant, &state.config, &state.limits, super::now_ns(), &mut staged);
     if converted.lines > 0 {
-        state.logs.append(&staged).map_err(|full| (0, LokiError::BufferFull { limit: full.limit }))?;
+        let wal = state.wal.as_deref();
+        let record = || logs_record::record(&tenant, &staged);
+        let durable = log_and_buffer(wal, record, &state.logs, &staged).map_err(|r| (0, r.into()))?;
+        if let Some(durable) = durable {
+            durable.durable().await.map_err(|e| (0, LokiError::Wal(e)))?;
+        }
     }
     let lines = converted.lines;
     if converted.problems.is_empty() {

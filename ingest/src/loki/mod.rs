@@ -9,11 +9,11 @@
 //! Lines enter the logs buffer ([`crate::buffer::LogsBuffer`]), one row per line, sharded by stream.
 
 mod config;
-mod decode;
+pub(crate) mod decode;
 mod error;
 mod handler;
 pub(crate) mod labels;
-mod rows;
+pub(crate) mod rows;
 
 pub use config::LokiReceiverConfig;
 pub use handler::{LokiState, router};

@@ -101,7 +101,14 @@ fn fixture_with(config: LokiReceiverConfig, limits: IngestLimits, max_bytes: u64
     let mut registry = Registry::default();
     let metrics = IngestMetrics::new(&mut registry);
     let logs = LogsBuffer::new(BufferConfig { shards: 2, batch_rows: 1024, max_bytes, ..BufferConfig::default() });
-    let state = Arc::new(LokiState { config, default_tenant: "fake".into(), limits, logs: Arc::clone(&logs), metrics });
+    let state = Arc::new(LokiState {
+        config,
+        default_tenant: "fake".into(),
+        limits,
+        logs: Arc::clone(&logs),
+        metrics,
+        wal: None,
+    });
     Fixture { app: router(state), logs, registry }
 }
 

@@ -62,6 +62,7 @@ mod tests {
             spans: SpansBuffer::new(BufferConfig::default()),
             metrics: crate::telemetry::IngestMetrics::new(&mut prometheus_client::registry::Registry::default()),
             retry_after_seconds: 1,
+            wal: None,
         });
         let plain = tonic::service::Routes::new(traces_service(state)).into_axum_router();
         let router = decode_errors_as_invalid_argument(plain.clone());

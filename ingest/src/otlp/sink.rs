@@ -3,11 +3,12 @@
 use prost::Message;
 
 use super::metrics::{Converted, PromSeries};
-use crate::buffer::{BufferFull, ExemplarRow, HistogramRow, MetricsBuffer, SampleRow, StagedRows};
+use crate::buffer::{ExemplarRow, HistogramRow, MetricsBuffer, SampleRow, StagedRows};
 use crate::limits::IngestLimits;
 use crate::series::{SeriesRegistry, Tenant, push_label};
+pub(crate) use crate::wal::Refused;
 use crate::wal::metrics as metrics_record;
-use crate::wal::{Pending, Wal, WalError};
+use crate::wal::{Pending, Wal, log_and_buffer};
 
 /// What was kept, and what was refused with why (for `partial_success`).
 #[derive(Debug, Default)]
@@ -17,13 +18,6 @@ pub(crate) struct Appended {
     pub(crate) exemplars: u64,
     pub(crate) rejected_points: u64,
     pub(crate) problems: Vec<String>,
-}
-
-/// Why a whole request was refused (the client should retry it).
-#[derive(Debug)]
-pub(crate) enum Refused {
-    BufferFull(BufferFull),
-    Wal(WalError),
 }
 
 impl From<Refused> for super::body::OtlpError {
@@ -105,16 +99,12 @@ pub(crate) fn append(
             });
         }
     }
-    let durable = match wal {
-        Some(wal) if staged.sample_count() + staged.histogram_count() + staged.exemplar_count() > 0 => {
-            let tenant_name = registry.tenant_name(tenant.index()).map_or("", |t| &**t);
-            let record = metrics_record::record_from_rows(&mut Default::default(), tenant_name, &staged, registry)
-                .map_err(|e| Refused::Wal(WalError::Failed(e.to_string())))?;
-            Some(wal.append(record).map_err(Refused::Wal)?)
-        }
-        _ => None,
+    let total = staged.sample_count() + staged.histogram_count() + staged.exemplar_count();
+    let record = || {
+        let tenant_name = registry.tenant_name(tenant.index()).map_or("", |t| &**t);
+        metrics_record::record_from_rows(&mut Default::default(), tenant_name, &staged, registry)
     };
-    buffer.append(&staged).map_err(Refused::BufferFull)?;
+    let durable = log_and_buffer(wal.filter(|_| total > 0), record, buffer, &staged)?;
     out.samples = staged.sample_count() as u64;
     out.histograms = staged.histogram_count() as u64;
     out.exemplars = staged.exemplar_count() as u64;

@@ -12,13 +12,17 @@
 //! past either, `wal.full_policy` refuses new writes (backpressure) or gives up the oldest segment
 //! (`drop_oldest`), see [`Wal::admit`].
 
+mod append;
 mod config;
 mod consumer;
 mod entry;
-mod frame;
+pub(crate) mod frame;
+pub(crate) mod logs;
 pub(crate) mod metrics;
 mod reader;
+pub mod replay;
 mod segments;
+pub(crate) mod spans;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +33,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{oneshot, watch};
 
+pub(crate) use append::{Refused, log_and_buffer};
 pub use config::{FsyncPolicy, FullPolicy, QueueConfig, WalConfig};
 pub use consumer::Consumer;
 use consumer::ConsumerState;

@@ -31,7 +31,7 @@ pub struct OtlpLogsGrpc {
 }
 
 impl OtlpLogsGrpc {
-    fn export_inner(
+    async fn export_inner(
         &self,
         request: &Request<ExportLogsServiceRequest>,
     ) -> (u16, Result<ExportLogsServiceResponse, Status>) {
@@ -51,7 +51,7 @@ impl OtlpLogsGrpc {
                 )),
             );
         };
-        match ingest(state, request.get_ref(), &tenant) {
+        match ingest(state, request.get_ref(), &tenant).await {
             Ok(converted) => {
                 m.samples.get_or_create(&ProtocolLabels { protocol: PROTOCOL }).inc_by(converted.records);
                 let partial_success =
@@ -61,10 +61,10 @@ impl OtlpLogsGrpc {
                     });
                 (200, Ok(ExportLogsServiceResponse { partial_success }))
             }
-            Err(full) => {
-                m.rejected.get_or_create(&RejectLabels { protocol: PROTOCOL, reason: "buffer_full" }).inc();
-                let message = format!("buffer is full (`buffer.max_bytes` = {} bytes); retry later", full.limit);
-                (503, Err(crate::otlp::grpc::unavailable(message, state.retry_after_seconds)))
+            Err(refused) => {
+                let error = crate::otlp::body::OtlpError::from(refused);
+                m.rejected.get_or_create(&RejectLabels { protocol: PROTOCOL, reason: error.reason() }).inc();
+                (503, Err(crate::otlp::grpc::unavailable(error.to_string(), state.retry_after_seconds)))
             }
         }
     }
@@ -76,7 +76,7 @@ impl LogsService for OtlpLogsGrpc {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let (code, result) = self.export_inner(&request);
+        let (code, result) = self.export_inner(&request).await;
         self.state.metrics.requests.get_or_create(&RequestLabels { protocol: PROTOCOL, code }).inc();
         result.map(Response::new)
     }

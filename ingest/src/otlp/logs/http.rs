@@ -13,10 +13,11 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use prost::Message;
 
 use super::convert::{Converted, convert};
-use crate::buffer::{BufferFull, LogsBuffer};
+use crate::buffer::LogsBuffer;
 use crate::limits::IngestLimits;
 use crate::otlp::body::{Encoding, OtlpError, encoding_of, read_body, success};
 use crate::telemetry::{IngestMetrics, ProtocolLabels, RejectLabels, RequestLabels};
+use crate::wal::{Refused, Wal, log_and_buffer, logs as logs_record};
 
 const PROTOCOL: &str = "otlp_http_logs";
 
@@ -32,6 +33,8 @@ pub struct OtlpLogsState {
     pub default_tenant: String,
     /// Resource attributes that become Loki stream labels (`.` → `_`); `level` is always added.
     pub stream_label_attributes: Vec<String>,
+    /// The logs write-ahead log: a request is answered only once its records are in it.
+    pub wal: Option<Arc<Wal>>,
 }
 
 /// `service.name`, `service.namespace`, `deployment.environment`: few values each, so few streams.
@@ -43,16 +46,23 @@ pub fn logs_router(state: Arc<OtlpLogsState>) -> Router {
     Router::new().route("/v1/logs", post(export_logs)).with_state(state)
 }
 
-/// Converts and appends a decoded request: the common part of HTTP and gRPC.
-pub(super) fn ingest(
+/// Converts, logs and appends a decoded request: the common part of HTTP and gRPC. Returns once the
+/// records are durable.
+pub(super) async fn ingest(
     state: &OtlpLogsState,
     request: &ExportLogsServiceRequest,
     tenant: &str,
-) -> Result<Converted, BufferFull> {
+) -> Result<Converted, Refused> {
+    if let Some(wal) = &state.wal {
+        wal.admit().map_err(Refused::Wal)?;
+    }
     let mut staged = state.logs.staged_rows();
     let converted = convert(request, tenant, &state.stream_label_attributes, crate::loki::now_ns(), &mut staged);
     if converted.records > 0 {
-        state.logs.append(&staged)?;
+        let record = || logs_record::record(tenant, &staged);
+        if let Some(durable) = log_and_buffer(state.wal.as_deref(), record, &state.logs, &staged)? {
+            durable.durable().await.map_err(Refused::Wal)?;
+        }
     }
     Ok(converted)
 }
@@ -99,9 +109,10 @@ async fn respond(state: &OtlpLogsState, headers: &HeaderMap, body: Body) -> Resp
     let tenant = crate::loki::tenant_of(headers, &state.default_tenant).unwrap_or_default();
     let result = match encoding {
         Ok(enc) => match read_body(&state.limits, headers, body).await {
-            Ok(bytes) => decode(enc, &bytes).and_then(|request| {
-                ingest(state, &request, &tenant).map_err(|full| OtlpError::BufferFull { limit: full.limit })
-            }),
+            Ok(bytes) => match decode(enc, &bytes) {
+                Ok(request) => ingest(state, &request, &tenant).await.map_err(OtlpError::from),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         },
         Err(e) => Err(e),

@@ -77,6 +77,7 @@ fn state(max_bytes: u64) -> (Arc<OtlpLogsState>, Registry) {
         retry_after_seconds: 3,
         default_tenant: "fake".into(),
         stream_label_attributes: default_stream_label_attributes(),
+        wal: None,
     };
     (Arc::new(state), registry)
 }

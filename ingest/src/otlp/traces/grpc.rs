@@ -33,7 +33,7 @@ pub struct OtlpTracesGrpc {
 }
 
 impl OtlpTracesGrpc {
-    fn export_inner(
+    async fn export_inner(
         &self,
         request: &Request<ExportTraceServiceRequest>,
     ) -> (u16, Result<ExportTraceServiceResponse, Status>) {
@@ -48,7 +48,7 @@ impl OtlpTracesGrpc {
             }
         };
         let mut converted = convert::convert(request.get_ref(), &tenant);
-        match sink::append(&mut converted, &state.spans) {
+        match sink::append(&mut converted, &tenant, state).await {
             Ok(spans) => {
                 m.samples.get_or_create(&ProtocolLabels { protocol: PROTOCOL }).inc_by(spans);
                 let partial_success = (converted.rejected_spans > 0 || !converted.problems.is_empty()).then(|| {
@@ -59,10 +59,10 @@ impl OtlpTracesGrpc {
                 });
                 (200, Ok(ExportTraceServiceResponse { partial_success }))
             }
-            Err(full) => {
-                m.rejected.get_or_create(&RejectLabels { protocol: PROTOCOL, reason: "buffer_full" }).inc();
-                let message = format!("buffer is full (`buffer.max_bytes` = {} bytes); retry later", full.limit);
-                (503, Err(crate::otlp::grpc::unavailable(message, state.retry_after_seconds)))
+            Err(refused) => {
+                let error = crate::otlp::body::OtlpError::from(refused);
+                m.rejected.get_or_create(&RejectLabels { protocol: PROTOCOL, reason: error.reason() }).inc();
+                (503, Err(crate::otlp::grpc::unavailable(error.to_string(), state.retry_after_seconds)))
             }
         }
     }
@@ -74,7 +74,7 @@ impl TraceService for OtlpTracesGrpc {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let (code, result) = self.export_inner(&request);
+        let (code, result) = self.export_inner(&request).await;
         // `code` is the HTTP equivalent, so one `requests` family covers both transports.
         self.state.metrics.requests.get_or_create(&RequestLabels { protocol: PROTOCOL, code }).inc();
         result.map(Response::new)
@@ -96,7 +96,7 @@ mod tests {
     use crate::otlp::traces::tests::router::state;
     use crate::otlp::traces::tests::{SPAN, TRACE, request, span};
 
-    fn call(
+    async fn call(
         state: &Arc<OtlpTracesState>,
         tenant: Option<&str>,
         spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>,
@@ -105,16 +105,20 @@ mod tests {
         if let Some(t) = tenant {
             r.metadata_mut().insert(tenant::HEADER, t.parse().unwrap());
         }
-        OtlpTracesGrpc { state: Arc::clone(state) }.export_inner(&r).1
+        OtlpTracesGrpc { state: Arc::clone(state) }.export_inner(&r).await.1
     }
 
-    #[test]
-    fn export_takes_the_tenant_from_metadata_and_reports_bad_spans() {
+    #[tokio::test]
+    async fn export_takes_the_tenant_from_metadata_and_reports_bad_spans() {
         let s = state(64 << 20);
-        let response = call(&s, Some("team-g"), vec![span(&TRACE, &SPAN, &[]), span(&TRACE, &SPAN[..4], &[])]).unwrap();
+        let response =
+            call(&s, Some("team-g"), vec![span(&TRACE, &SPAN, &[]), span(&TRACE, &SPAN[..4], &[])]).await.unwrap();
         let partial = response.partial_success.unwrap();
         assert_eq!((partial.rejected_spans, partial.error_message.as_str()), (1, "span span_id is 4 bytes, must be 8"));
-        assert_eq!(call(&s, Some("a/b"), vec![span(&TRACE, &SPAN, &[])]).unwrap_err().code(), Code::InvalidArgument);
+        assert_eq!(
+            call(&s, Some("a/b"), vec![span(&TRACE, &SPAN, &[])]).await.unwrap_err().code(),
+            Code::InvalidArgument
+        );
         s.spans.seal_all();
         let tenants: Vec<String> = (0..s.spans.shard_count())
             .flat_map(|i| s.spans.snapshot(i))
@@ -125,10 +129,10 @@ mod tests {
         assert_eq!(tenants, ["team-g"]);
     }
 
-    #[test]
-    fn a_full_buffer_is_unavailable_with_retry_info() {
+    #[tokio::test]
+    async fn a_full_buffer_is_unavailable_with_retry_info() {
         let s = state(16);
-        let e = call(&s, None, vec![span(&TRACE, &SPAN, &[])]).unwrap_err();
+        let e = call(&s, None, vec![span(&TRACE, &SPAN, &[])]).await.unwrap_err();
         assert_eq!(e.code(), Code::Unavailable);
         let details = google_rpc::Status::decode(e.details()).unwrap();
         let retry = google_rpc::RetryInfo::decode(details.details[0].value.as_slice()).unwrap();

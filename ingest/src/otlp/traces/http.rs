@@ -49,8 +49,7 @@ async fn handle(
     let bytes = crate::otlp::body::read_body(&state.limits, headers, body).await?;
     let request = decode(encoding, &bytes)?;
     let mut converted = convert::convert(&request, &tenant);
-    let spans =
-        sink::append(&mut converted, &state.spans).map_err(|full| OtlpError::BufferFull { limit: full.limit })?;
+    let spans = sink::append(&mut converted, &tenant, state).await?;
     Ok(Accepted { spans, rejected: converted.rejected_spans, message: converted.problems.join("; ") })
 }
 

@@ -6,7 +6,7 @@
 //! tenant (`X-Scope-OrgID`, else the configured default). Only a full buffer refuses a whole request, with
 //! 503 / `UNAVAILABLE` so the client retries.
 
-mod convert;
+pub(crate) mod convert;
 mod grpc;
 mod http;
 mod sink;
@@ -16,6 +16,14 @@ use std::sync::Arc;
 pub use crate::tenant::validate_tenant;
 pub use grpc::{OtlpTracesGrpc, traces_service};
 pub use http::traces_router;
+
+/// The spans of a decoded request that pass the receiver's checks, as buffer rows (start-up replay).
+pub(crate) fn convert_request(
+    request: &opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+    tenant: &Arc<str>,
+) -> Vec<crate::buffer::spans::SpanRow> {
+    convert::convert(request, tenant).rows
+}
 
 use crate::buffer::SpansBuffer;
 use crate::limits::IngestLimits;
@@ -31,6 +39,8 @@ pub struct OtlpTracesState {
     pub retry_after_seconds: u32,
     /// Tenant of requests without `X-Scope-OrgID` (check it with [`validate_tenant`]).
     pub default_tenant: String,
+    /// The spans write-ahead log: a request is answered only once its spans are in it.
+    pub wal: Option<Arc<crate::wal::Wal>>,
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ pub(crate) fn state(max_bytes: u64) -> Arc<OtlpTracesState> {
         metrics: IngestMetrics::new(&mut Registry::default()),
         retry_after_seconds: 7,
         default_tenant: "anonymous".into(),
+        wal: None,
     })
 }
 

@@ -36,11 +36,11 @@ fn span(id: u8) -> Span {
 fn spans_are_grouped_by_resource_and_scope_and_copied_verbatim() {
     let (a, b) = (resource_scope("svc-a", "lib"), resource_scope("svc-b", "lib"));
     let spans: Vec<Vec<u8>> = (1..=3).map(|i| span(i).encode_to_vec()).collect();
-    let mut request = TenantRequest::default();
+    let mut request = SpansRequest::default();
     request.push(&a, &spans[0]);
     request.push(&b, &spans[1]);
     request.push(&a, &spans[2]);
-    assert_eq!(request.spans(), 3);
+    assert_eq!(request.spans, 3);
     let mut out = vec![0xff];
     assert_eq!(request.encode(&mut out), 0);
     let got = ExportTraceServiceRequest::decode(out.as_slice()).unwrap();
@@ -59,7 +59,7 @@ fn spans_are_grouped_by_resource_and_scope_and_copied_verbatim() {
 fn undecodable_resource_bytes_skip_their_group_only() {
     let good = resource_scope("svc", "lib");
     let s = span(1).encode_to_vec();
-    let mut request = TenantRequest::default();
+    let mut request = SpansRequest::default();
     request.push(&[0x0a, 0xff], &s);
     request.push(&good, &s);
     let mut out = Vec::new();
