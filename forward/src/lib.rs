@@ -9,16 +9,45 @@
 //! and retries), [`retry`] (classifications of send outcomes, backoff with full jitter), [`http`] (the pooled
 //! HTTP client), [`telemetry`] (counters on `/metrics`).
 
+pub mod breaker;
 pub mod handle;
 pub mod http;
 pub mod loki;
 pub mod retry;
-mod send;
+pub mod send;
 pub mod telemetry;
 pub mod tempo;
 mod tenant_requests;
 pub mod victoriametrics;
 mod wal_loop;
+
+/// How the URLs of one backend kind share the data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForwardMode {
+    /// Every URL gets everything, each from its own log position.
+    #[default]
+    Replicate,
+    /// The first URL gets everything while its breaker is closed; the next ones (in order) while it is
+    /// open — the primary and standby centres of the design documents.
+    Failover,
+}
+
+impl ForwardMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Replicate => "replicate",
+            Self::Failover => "failover",
+        }
+    }
+}
+
+/// A destination's config as the binary wires it, whatever the backend kind.
+pub trait Destination {
+    fn url(&self) -> &str;
+    /// The validated URL with its breaker.
+    fn target(&self) -> Result<send::Target, String>;
+}
 
 /// Strips credentials and query strings from a URL before it is logged or used as a metric label.
 pub fn redact_url(url: &::http::Uri) -> String {

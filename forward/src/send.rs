@@ -7,12 +7,15 @@
 //! outcome) and the request duration are kept here; what a request carried (samples, lines, spans) is
 //! counted by the backend, which alone knows.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
 
+use crate::breaker::{BreakerConfig, TargetHealth};
 use crate::http::HttpClient;
 use crate::redact_url;
 use crate::retry::{Backoff, BackoffConfig, SendOutcome};
@@ -41,90 +44,162 @@ pub(crate) enum Fate {
     },
 }
 
-/// A way to one destination: the pooled client, the URI, the timeout and backoff state. Each worker gets
-/// its own clone, so one worker's retries never delay another's.
+/// Replaced by the tenant in a destination URL.
+pub(crate) const TENANT_PLACEHOLDER: &str = "{tenant}";
+
+/// One URL of a destination, with its own circuit breaker. A URL may hold `{tenant}`, replaced by each
+/// request's tenant (one URL per tenant, e.g. VictoriaMetrics cluster's `/insert/{tenant}/...`).
+#[derive(Debug, Clone)]
+pub struct Target {
+    uri: Uri,
+    template: Option<String>,
+    labels: BackendLabels,
+    pub health: Arc<TargetHealth>,
+}
+
+impl Target {
+    /// `uri` is `url` as the backend's config validated it.
+    pub(crate) fn new(backend: &'static str, url: &str, uri: Uri, breaker: &BreakerConfig) -> Self {
+        let labels = BackendLabels { backend, url: redact_url(&uri) };
+        let health = Arc::new(TargetHealth::new(labels.url.clone(), breaker.clone()));
+        Self { uri, template: url.contains(TENANT_PLACEHOLDER).then(|| url.to_owned()), labels, health }
+    }
+}
+
+/// The way to one destination: its URLs in order of preference (one, or a primary and standbys), the
+/// pooled client, timeout and backoff state. Each worker gets its own, so one worker's retries never delay
+/// another's.
 #[derive(Debug, Clone)]
 pub(crate) struct Sender {
     client: HttpClient,
-    uri: Uri,
+    targets: Vec<Target>,
+    /// Per-tenant URIs of templated targets (`None`: the tenant makes no valid URL).
+    uris: HashMap<(usize, String), Option<Uri>>,
     timeout: Duration,
     classify: Classify,
     backoff: Backoff,
     metrics: ForwardMetrics,
-    labels: BackendLabels,
 }
 
 impl Sender {
-    /// `backend` names the backend kind in metric labels and logs.
+    /// `targets` is never empty (the first is the primary).
     pub(crate) fn new(
-        backend: &'static str,
         client: HttpClient,
-        uri: Uri,
+        targets: Vec<Target>,
         timeout: Duration,
         backoff: BackoffConfig,
         classify: Classify,
         metrics: ForwardMetrics,
     ) -> Self {
-        let labels = BackendLabels { backend, url: redact_url(&uri) };
-        Self { client, uri, timeout, classify, backoff: Backoff::new(backoff), metrics, labels }
+        Self { client, targets, uris: HashMap::new(), timeout, classify, backoff: Backoff::new(backoff), metrics }
     }
 
-    /// Backend kind and redacted URL, the labels of every counter of this destination.
+    /// Backend kind and redacted URL of the primary: the labels rows (samples, lines, spans) are counted
+    /// under, whichever URL took them.
     pub(crate) fn labels(&self) -> &BackendLabels {
-        &self.labels
+        &self.targets[0].labels
     }
 
     pub(crate) fn metrics(&self) -> &ForwardMetrics {
         &self.metrics
     }
 
+    pub(crate) fn health(&self) -> Vec<Arc<TargetHealth>> {
+        self.targets.iter().map(|t| Arc::clone(&t.health)).collect()
+    }
+
     /// Counts rows (samples, lines, spans) the backend took.
     pub(crate) fn count_delivered(&self, rows: u64) {
-        self.metrics.samples.get_or_create(&self.labels).inc_by(rows);
+        self.metrics.samples.get_or_create(self.labels()).inc_by(rows);
     }
 
     /// Counts rows that will never reach the backend.
     pub(crate) fn count_dropped(&self, rows: u64) {
-        self.metrics.dropped_samples.get_or_create(&self.labels).inc_by(rows);
+        self.metrics.dropped_samples.get_or_create(self.labels()).inc_by(rows);
     }
 
-    fn count_request(&self, outcome: &'static str) {
-        let labels = OutcomeLabels { backend: self.labels.backend, url: self.labels.url.clone(), outcome };
+    fn count_request(&self, target: usize, outcome: &'static str) {
+        let t = &self.targets[target].labels;
+        let labels = OutcomeLabels { backend: t.backend, url: t.url.clone(), outcome };
         self.metrics.requests.get_or_create(&labels).inc();
     }
 
-    /// Sends until delivered or rejected for good, counting every attempt's outcome and timing the
-    /// delivering attempt. `tenant`, when given, goes into `X-Scope-OrgID`; a tenant that is not a valid
-    /// header value makes the request unbuildable, which counts as rejected (retrying cannot fix it).
-    pub(crate) async fn send(&mut self, headers: &HeaderMap, tenant: Option<&str>, body: Bytes) -> Fate {
-        let uri = self.uri.clone();
-        self.send_to(&uri, headers, tenant, body).await
+    /// The first URL whose breaker lets a request through, or how long until one does.
+    fn pick(&self) -> Result<usize, Duration> {
+        let mut soonest = Duration::MAX;
+        for (i, t) in self.targets.iter().enumerate() {
+            match t.health.wait_before_send() {
+                None => return Ok(i),
+                Some(wait) => soonest = soonest.min(wait),
+            }
+        }
+        Err(soonest)
     }
 
-    /// [`Sender::send`] to another URI of the same destination (a per-tenant URL), counted as this one.
-    pub(crate) async fn send_to(&mut self, uri: &Uri, headers: &HeaderMap, tenant: Option<&str>, body: Bytes) -> Fate {
+    /// Target `i`'s URI for `tenant`.
+    fn uri(&mut self, i: usize, tenant: Option<&str>) -> Option<Uri> {
+        let t = &self.targets[i];
+        match (&t.template, tenant) {
+            (Some(template), Some(tenant)) => self
+                .uris
+                .entry((i, tenant.to_owned()))
+                .or_insert_with(|| template.replace(TENANT_PLACEHOLDER, tenant).parse().ok())
+                .clone(),
+            _ => Some(t.uri.clone()),
+        }
+    }
+
+    /// Sends until delivered or rejected for good, counting every attempt's outcome and timing the
+    /// delivering attempt. Each attempt goes to the first URL whose breaker is not open (the primary while
+    /// it is healthy); with every breaker open it waits for the first probe. `tenant`, when given, goes
+    /// into `X-Scope-OrgID`; a tenant that is not a valid header value (or makes no valid URL) makes the
+    /// request unbuildable, which counts as rejected (retrying cannot fix it).
+    pub(crate) async fn send(&mut self, headers: &HeaderMap, tenant: Option<&str>, body: Bytes) -> Fate {
         self.backoff.reset();
         loop {
+            let i = match self.pick() {
+                Ok(i) => i,
+                Err(wait) => {
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            };
+            let Some(uri) = self.uri(i, tenant) else {
+                let message = "the tenant makes no valid URL".to_owned();
+                self.targets[i].health.rejected(message.clone());
+                return Fate::Rejected { status: 0, message };
+            };
             let started = Instant::now();
-            match self.post_once(uri, headers, tenant, body.clone()).await {
+            match self.post_once(&uri, headers, tenant, body.clone()).await {
                 (SendOutcome::Delivered, answer) => {
-                    self.count_request("delivered");
-                    self.metrics.duration.get_or_create(&self.labels).observe(started.elapsed().as_secs_f64());
+                    self.count_request(i, "delivered");
+                    self.targets[i].health.delivered();
+                    let labels = &self.targets[i].labels;
+                    self.metrics.duration.get_or_create(labels).observe(started.elapsed().as_secs_f64());
                     return Fate::Delivered { answer };
                 }
                 (SendOutcome::Rejected { status, message }, _) => {
-                    self.count_request("rejected");
+                    self.count_request(i, "rejected");
+                    self.targets[i].health.rejected(format!("HTTP {status}: {message}"));
                     return Fate::Rejected { status, message };
                 }
                 (SendOutcome::Retry { reason, after }, _) => {
+                    self.count_request(i, "retry");
+                    let opened = self.targets[i].health.failed(reason.clone());
+                    let url = &self.targets[i].labels.url;
+                    if opened && self.targets.len() > 1 {
+                        // Failover: the next attempt goes to a standby right away.
+                        tracing::warn!(url = %url, reason, "Backend breaker opened; sending to the next URL.");
+                        continue;
+                    }
                     let wait = self.backoff.next_delay(after);
-                    self.count_request("retry");
                     tracing::warn!(
-                        backend = self.labels.backend,
-                        url = %self.labels.url,
+                        backend = self.targets[i].labels.backend,
+                        url = %url,
                         tenant,
                         reason,
                         wait_ms = wait.as_millis() as u64,
+                        breaker_open = opened,
                         "Backend did not take the request; retrying."
                     );
                     tokio::time::sleep(wait).await;

@@ -22,6 +22,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 use prost::Message;
+use vigil_forward::Destination;
 use vigil_forward::loki::{self, LokiConfig};
 use vigil_forward::retry::BackoffConfig;
 use vigil_forward::telemetry::ForwardMetrics;
@@ -99,9 +100,9 @@ async fn vigil(script: Vec<(u16, Option<&'static str>)>) -> Vigil {
         backoff: BackoffConfig { initial: Duration::from_millis(10), max: Duration::from_millis(50) },
         ..LokiConfig::with_url(format!("{loki_url}/loki/api/v1/push"))
     };
-    let uri = config.validate().unwrap();
+    let targets = vec![config.target().unwrap()];
     let (wal, dir) = support::wal("logs", &QueueConfig::default());
-    let handle = loki::spawn(&config, uri, wal.consumer("loki"), vigil_forward::http::client(), forward_metrics);
+    let handle = loki::spawn(&config, targets, wal.consumer("loki"), vigil_forward::http::client(), forward_metrics);
 
     let push = vigil_ingest::loki::router(Arc::new(LokiState {
         config: LokiReceiverConfig::default(),

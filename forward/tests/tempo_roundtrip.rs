@@ -23,6 +23,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 use prost::Message;
+use vigil_forward::Destination;
 use vigil_forward::retry::BackoffConfig;
 use vigil_forward::telemetry::{BackendLabels, ForwardMetrics, OutcomeLabels};
 use vigil_forward::tempo::{self, ForwarderHandle, TempoConfig};
@@ -111,8 +112,8 @@ async fn setup(script: Vec<Answer>) -> Setup {
         ..TempoConfig::with_url(tempo_url)
     };
     let uri = config.validate().unwrap();
-    let handle =
-        tempo::spawn(&config, uri.clone(), wal.consumer("tempo"), vigil_forward::http::client(), metrics.clone());
+    let targets = vec![config.target().unwrap()];
+    let handle = tempo::spawn(&config, targets, wal.consumer("tempo"), vigil_forward::http::client(), metrics.clone());
     let labels = BackendLabels { backend: "tempo", url: vigil_forward::redact_url(&uri) };
     Setup { tempo, vigil_url, wal, metrics, labels, handle, _dir: dir }
 }

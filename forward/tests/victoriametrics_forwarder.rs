@@ -16,6 +16,7 @@ use axum::routing::post;
 use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 use prost::Message;
+use vigil_forward::Destination;
 use vigil_forward::retry::BackoffConfig;
 use vigil_forward::telemetry::ForwardMetrics;
 use vigil_forward::victoriametrics::{self, VictoriaMetricsConfig};
@@ -76,9 +77,9 @@ fn setup_with(url: &str, queue: QueueConfig) -> (Setup, victoriametrics::Forward
         backoff: BackoffConfig { initial: Duration::from_millis(10), max: Duration::from_millis(50) },
         ..VictoriaMetricsConfig::with_url(url)
     };
-    let uri = config.validate().expect("valid config");
+    let targets = vec![config.target().expect("valid config")];
     let handle =
-        victoriametrics::spawn(&config, uri, wal.consumer("vm"), vigil_forward::http::client(), metrics.clone());
+        victoriametrics::spawn(&config, targets, wal.consumer("vm"), vigil_forward::http::client(), metrics.clone());
     (Setup { wal, registry, _dir: dir }, handle)
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::Router;
 
-pub use health::{BackendStatus, ReadinessState};
+pub use health::{BackendStatus, ReadinessState, ReplayReport};
 pub use self_metrics::SelfMetrics;
 
 /// Routes for `/health/live`, `/health/ready` and `/metrics`.

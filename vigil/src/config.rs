@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use vigil_forward::ForwardMode;
 use vigil_forward::loki::LokiConfig;
 use vigil_forward::tempo::TempoConfig;
 use vigil_forward::victoriametrics::VictoriaMetricsConfig;
@@ -102,7 +103,10 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct ForwardConfig {
-    /// Every destination gets every sample.
+    /// `replicate`: every URL of a kind gets everything; `failover`: the first URL of each kind is the
+    /// primary, the others standbys used (in order) while the primary's breaker is open.
+    pub(crate) mode: ForwardMode,
+    /// Every destination gets every sample (`mode: replicate`).
     pub(crate) victoriametrics: Vec<VictoriaMetricsConfig>,
     /// Every destination gets every span.
     pub(crate) tempo: Vec<TempoConfig>,

@@ -6,12 +6,14 @@
 
 use std::future::IntoFuture;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
+use vigil_forward::send::Target;
 use vigil_forward::telemetry::ForwardMetrics;
 use vigil_forward::victoriametrics::{self, ForwarderHandle};
+use vigil_forward::{Destination, ForwardMode};
 use vigil_ingest::buffer::{LogsBuffer, MetricsBuffer, SpansBuffer};
 use vigil_ingest::loki::{self, LokiState};
 use vigil_ingest::otlp::logs::OtlpLogsState;
@@ -20,10 +22,10 @@ use vigil_ingest::otlp::{self, OtlpHttpState};
 use vigil_ingest::remote_write::{self, RemoteWriteState};
 use vigil_ingest::series::{MetadataStore, SeriesRegistry};
 use vigil_ingest::telemetry::IngestMetrics;
-use vigil_ingest::wal::Wal;
 use vigil_ingest::wal::replay as wal_replay;
+use vigil_ingest::wal::{Consumer, Wal};
 
-use vigil_query::{BackendStatus, ReadinessState, SelfMetrics};
+use vigil_query::{BackendStatus, ReadinessState, ReplayReport, SelfMetrics};
 
 use crate::config::Config;
 
@@ -39,6 +41,46 @@ pub(crate) enum RunError {
     Forwarder(String),
     #[error("{0}")]
     Wal(vigil_ingest::wal::OpenError),
+}
+
+/// Forwarders being started, and what readiness will report of them.
+struct Wiring {
+    mode: ForwardMode,
+    forwarders: Vec<ForwarderHandle>,
+    backends: Vec<BackendStatus>,
+}
+
+impl Wiring {
+    /// One forwarder per destination of a kind: each URL alone (`replicate`: every URL gets everything,
+    /// from its own log position), or all of them as a primary and standbys in listed order (`failover`:
+    /// one position, the first entry's settings).
+    fn spawn<C: Destination>(
+        &mut self,
+        kind: &'static str,
+        configs: &[C],
+        wal: &Wal,
+        start: impl Fn(&C, Vec<Target>, Consumer) -> ForwarderHandle,
+    ) -> Result<(), RunError> {
+        let groups: Vec<&[C]> = match self.mode {
+            ForwardMode::Replicate => configs.chunks(1).collect(),
+            ForwardMode::Failover => vec![configs].into_iter().filter(|g| !g.is_empty()).collect(),
+        };
+        for group in groups {
+            let targets = group.iter().map(C::target).collect::<Result<Vec<_>, _>>().map_err(RunError::Forwarder)?;
+            let urls: Vec<&str> = group.iter().map(C::url).collect();
+            let consumer = wal.consumer(&consumer_name(kind, &urls.join(" ")));
+            let handle = start(&group[0], targets, consumer.clone());
+            self.backends.push(BackendStatus {
+                kind,
+                mode: self.mode.as_str(),
+                url: handle.url.clone(),
+                consumer: Some(consumer),
+                targets: handle.targets.clone(),
+            });
+            self.forwarders.push(handle);
+        }
+        Ok(())
+    }
 }
 
 /// A forwarder's name in the log: its kind and a hash of its URL, so the same destination resumes at its
@@ -61,6 +103,7 @@ pub(crate) async fn run(
     let buffer = MetricsBuffer::new(config.buffer.clone());
     let series = Arc::new(SeriesRegistry::new(&config.series, &config.tenancy.default_tenant));
     let metadata = Arc::new(MetadataStore::default());
+    let metadata_for_replay = Arc::clone(&metadata);
     let sealer = tokio::spawn(Arc::clone(&buffer).run_sealer());
     let spans = SpansBuffer::new(config.spans_buffer.clone());
     let spans_sealer = tokio::spawn(Arc::clone(&spans).run_sealer());
@@ -83,48 +126,28 @@ pub(crate) async fn run(
         Ok(Arc::new(wal))
     };
     let (metrics_wal, logs_wal, spans_wal) = (open_wal("metrics")?, open_wal("logs")?, open_wal("spans")?);
-    let replayed = [
-        ("metrics", wal_replay::metrics(&metrics_wal, config.buffer.max_bytes, &series, &metadata, &buffer)),
-        ("logs", wal_replay::logs(&logs_wal, config.logs_buffer.max_bytes, &logs)),
-        ("spans", wal_replay::spans(&spans_wal, config.spans_buffer.max_bytes, &spans)),
-    ];
-    for (signal, r) in replayed {
-        tracing::info!(
-            log = signal,
-            records = r.records,
-            rows = r.rows,
-            skipped = r.skipped,
-            "Replayed the log into the buffer."
-        );
-    }
+    // Replay stops here: what is written from now on goes into the buffers directly.
+    let replay_until = [metrics_wal.head(), logs_wal.head(), spans_wal.head()];
 
     let client = vigil_forward::http::client();
-    let mut forwarders: Vec<ForwarderHandle> = Vec::new();
-    let mut backends = Vec::new();
-    for vm in &config.forward.victoriametrics {
-        let uri = vm.validate().map_err(RunError::Forwarder)?;
-        let consumer = metrics_wal.consumer(&consumer_name("victoriametrics", &vm.url));
-        let handle = victoriametrics::spawn(vm, uri, consumer.clone(), client.clone(), forward_metrics.clone());
-        backends.push(BackendStatus { kind: "victoriametrics", url: handle.url.clone(), consumer: Some(consumer) });
-        forwarders.push(handle);
-    }
+    let mut wiring = Wiring { mode: config.forward.mode, forwarders: Vec::new(), backends: Vec::new() };
+    let metrics_m = forward_metrics.clone();
+    let c = client.clone();
+    wiring.spawn("victoriametrics", &config.forward.victoriametrics, &metrics_wal, |vm, targets, consumer| {
+        victoriametrics::spawn(vm, targets, consumer, c.clone(), metrics_m.clone())
+    })?;
+    let c = client.clone();
+    let metrics_t = forward_metrics.clone();
+    wiring.spawn("tempo", &config.forward.tempo, &spans_wal, |tempo, targets, consumer| {
+        vigil_forward::tempo::spawn(tempo, targets, consumer, c.clone(), metrics_t.clone())
+    })?;
+    let c = client.clone();
+    let metrics_l = forward_metrics.clone();
+    wiring.spawn("loki", &config.forward.loki, &logs_wal, |loki, targets, consumer| {
+        vigil_forward::loki::spawn(loki, targets, consumer, c.clone(), metrics_l.clone())
+    })?;
+    let Wiring { mut forwarders, backends, .. } = wiring;
     metrics_wal.forget_other_consumers();
-
-    for tempo in &config.forward.tempo {
-        let uri = tempo.validate().map_err(RunError::Forwarder)?;
-        let consumer = spans_wal.consumer(&consumer_name("tempo", &tempo.url));
-        let handle = vigil_forward::tempo::spawn(tempo, uri, consumer.clone(), client.clone(), forward_metrics.clone());
-        backends.push(BackendStatus { kind: "tempo", url: handle.url.clone(), consumer: Some(consumer) });
-        forwarders.push(handle);
-    }
-
-    for loki in &config.forward.loki {
-        let uri = loki.validate().map_err(RunError::Forwarder)?;
-        let consumer = logs_wal.consumer(&consumer_name("loki", &loki.url));
-        let handle = vigil_forward::loki::spawn(loki, uri, consumer.clone(), client.clone(), forward_metrics.clone());
-        backends.push(BackendStatus { kind: "loki", url: handle.url.clone(), consumer: Some(consumer) });
-        forwarders.push(handle);
-    }
     spans_wal.forget_other_consumers();
     logs_wal.forget_other_consumers();
     let wals = vec![Arc::clone(&metrics_wal), Arc::clone(&logs_wal), Arc::clone(&spans_wal)];
@@ -218,7 +241,39 @@ pub(crate) async fn run(
     let grpc_server = tokio::spawn(
         axum::serve(grpc_listener, grpc_app).with_graceful_shutdown(stopped(stop_rx.clone())).into_future(),
     );
-    readiness.ready.store(true, Ordering::Relaxed);
+    // Replay runs while the servers already answer: liveness at once, readiness once it is done.
+    // Detached: a stop during replay does not wait for it (it only fills the detection window).
+    let _replay = {
+        let (mw, lw, sw) = (Arc::clone(&metrics_wal), Arc::clone(&logs_wal), Arc::clone(&spans_wal));
+        let (series, metadata, buffer) = (Arc::clone(&series), Arc::clone(&metadata_for_replay), Arc::clone(&buffer));
+        let (logs, spans, readiness) = (Arc::clone(&logs), Arc::clone(&spans), Arc::clone(&readiness));
+        let sizes = [config.buffer.max_bytes, config.logs_buffer.max_bytes, config.spans_buffer.max_bytes];
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let [m_until, l_until, s_until] = replay_until;
+            let replayed = [
+                ("metrics", wal_replay::metrics(&mw, sizes[0], m_until, &series, &metadata, &buffer)),
+                ("logs", wal_replay::logs(&lw, sizes[1], l_until, &logs)),
+                ("spans", wal_replay::spans(&sw, sizes[2], s_until, &spans)),
+            ];
+            let reports = replayed
+                .into_iter()
+                .map(|(signal, r)| {
+                    tracing::info!(
+                        log = signal,
+                        records = r.records,
+                        rows = r.rows,
+                        skipped = r.skipped,
+                        "Replayed the log into the buffer."
+                    );
+                    ReplayReport { signal, records: r.records, rows: r.rows, skipped: r.skipped }
+                })
+                .collect();
+            let seconds = started.elapsed().as_secs_f64();
+            readiness.replay_done(reports, seconds);
+            tracing::info!(seconds, "Start-up replay done; ready.");
+        })
+    };
     tracing::info!(
         http = %local,
         grpc = %grpc_addr,
@@ -236,7 +291,7 @@ pub(crate) async fn run(
         tracing::warn!(error = %e, "The gRPC server stopped with an error.");
     }
     tracing::info!("Stopped accepting requests; forwarding what is buffered.");
-    readiness.ready.store(false, Ordering::Relaxed);
+    readiness.stopping();
     // Everything acknowledged is in the log; closing it lets each forwarder deliver to its end and stop.
     for wal in &wals {
         wal.close();

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::breaker::BreakerConfig;
 use crate::retry::BackoffConfig;
+use crate::send::Target;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -20,6 +22,8 @@ pub struct LokiConfig {
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
     pub backoff: BackoffConfig,
+    /// This URL's circuit breaker.
+    pub breaker: BreakerConfig,
 }
 
 impl Default for LokiConfig {
@@ -30,6 +34,7 @@ impl Default for LokiConfig {
             flush_interval: Duration::from_secs(1),
             request_timeout: Duration::from_secs(30),
             backoff: BackoffConfig::default(),
+            breaker: BreakerConfig::default(),
         }
     }
 }
@@ -49,7 +54,18 @@ impl LokiConfig {
             return Err("forward.loki flush_interval and request_timeout must be > 0".into());
         }
         self.backoff.validate("forward.loki")?;
+        self.breaker.validate("forward.loki")?;
         Ok(uri)
+    }
+}
+
+impl crate::Destination for LokiConfig {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn target(&self) -> Result<Target, String> {
+        Ok(Target::new(super::BACKEND, &self.url, self.validate()?, &self.breaker))
     }
 }
 

@@ -14,5 +14,8 @@ mod config;
 mod worker;
 
 pub use crate::handle::ForwarderHandle;
+
+/// The backend kind in metric labels, logs and readiness.
+pub(crate) const BACKEND: &str = "loki";
 pub use config::LokiConfig;
 pub use worker::spawn;

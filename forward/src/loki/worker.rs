@@ -4,39 +4,39 @@
 //! ([`crate::tenant_requests`]).
 
 use bytes::Bytes;
-use http::{HeaderMap, Uri};
+use http::HeaderMap;
 use vigil_ingest::wal::{Consumer, Entry};
 
 use super::client::{CLASSIFY, headers};
 use super::config::LokiConfig;
 use crate::handle::ForwarderHandle;
 use crate::http::HttpClient;
-use crate::send::{Fate, Sender};
+use crate::send::{Fate, Sender, Target};
 use crate::telemetry::ForwardMetrics;
 use crate::tenant_requests::TenantRequests;
 use crate::wal_loop::{self, Deliver, Limits};
 
-const BACKEND: &str = "loki";
-
-/// Starts the worker for one destination, reading the logs log from `consumer`'s position.
+/// Starts the worker for one destination (one URL, or a primary and its standbys in `targets`), reading the logs log from `consumer`'s position.
 pub fn spawn(
     config: &LokiConfig,
-    uri: Uri,
+    targets: Vec<Target>,
     consumer: Consumer,
     client: HttpClient,
     metrics: ForwardMetrics,
 ) -> ForwarderHandle {
     let sender =
-        Sender::new(BACKEND, client, uri, config.request_timeout, config.backoff.clone(), CLASSIFY, metrics.clone());
+        Sender::new(client, targets, config.request_timeout, config.backoff.clone(), CLASSIFY, metrics.clone());
     let limits = Limits { max_rows: config.max_lines_per_request, flush_interval: config.flush_interval };
     let labels = sender.labels().clone();
+    let sender_health = sender.health();
     let deliverer = Deliverer {
         sender,
         max_lines_per_request: config.max_lines_per_request as u64,
         headers: headers(),
         requests: TenantRequests::new(true),
     };
-    wal_loop::spawn(consumer, &labels, &metrics, limits, deliverer)
+    let health = sender_health;
+    wal_loop::spawn(consumer, &labels, &metrics, limits, deliverer).with_targets(health)
 }
 
 struct Deliverer {

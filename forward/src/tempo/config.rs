@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::breaker::BreakerConfig;
 use crate::retry::BackoffConfig;
+use crate::send::Target;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -21,6 +23,8 @@ pub struct TempoConfig {
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
     pub backoff: BackoffConfig,
+    /// This URL's circuit breaker.
+    pub breaker: BreakerConfig,
 }
 
 impl Default for TempoConfig {
@@ -31,6 +35,7 @@ impl Default for TempoConfig {
             flush_interval: Duration::from_secs(1),
             request_timeout: Duration::from_secs(30),
             backoff: BackoffConfig::default(),
+            breaker: BreakerConfig::default(),
         }
     }
 }
@@ -50,7 +55,18 @@ impl TempoConfig {
             return Err("forward.tempo flush_interval and request_timeout must be > 0".into());
         }
         self.backoff.validate("forward.tempo")?;
+        self.breaker.validate("forward.tempo")?;
         Ok(uri)
+    }
+}
+
+impl crate::Destination for TempoConfig {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn target(&self) -> Result<Target, String> {
+        Ok(Target::new(super::BACKEND, &self.url, self.validate()?, &self.breaker))
     }
 }
 

@@ -18,5 +18,8 @@ mod config;
 mod worker;
 
 pub use crate::handle::ForwarderHandle;
+
+/// The backend kind in metric labels, logs and readiness.
+pub(crate) const BACKEND: &str = "tempo";
 pub use config::TempoConfig;
 pub use worker::spawn;

@@ -4,10 +4,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::breaker::BreakerConfig;
 use crate::retry::BackoffConfig;
-
-/// Replaced by the tenant in a destination URL.
-pub(crate) const TENANT_PLACEHOLDER: &str = "{tenant}";
+use crate::send::{TENANT_PLACEHOLDER, Target};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -28,6 +27,8 @@ pub struct VictoriaMetricsConfig {
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
     pub backoff: BackoffConfig,
+    /// This URL's circuit breaker.
+    pub breaker: BreakerConfig,
 }
 
 impl Default for VictoriaMetricsConfig {
@@ -38,6 +39,7 @@ impl Default for VictoriaMetricsConfig {
             flush_interval: Duration::from_secs(1),
             request_timeout: Duration::from_secs(30),
             backoff: BackoffConfig::default(),
+            breaker: BreakerConfig::default(),
         }
     }
 }
@@ -58,6 +60,17 @@ impl VictoriaMetricsConfig {
             return Err("forward.victoriametrics flush_interval and request_timeout must be > 0".into());
         }
         self.backoff.validate("forward.victoriametrics")?;
+        self.breaker.validate("forward.victoriametrics")?;
         Ok(uri)
+    }
+}
+
+impl crate::Destination for VictoriaMetricsConfig {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn target(&self) -> Result<Target, String> {
+        Ok(Target::new(super::BACKEND, &self.url, self.validate()?, &self.breaker))
     }
 }

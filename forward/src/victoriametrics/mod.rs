@@ -16,5 +16,8 @@ mod config;
 mod worker;
 
 pub use crate::handle::ForwarderHandle;
+
+/// The backend kind in metric labels, logs and readiness.
+pub(crate) const BACKEND: &str = "victoriametrics";
 pub use config::VictoriaMetricsConfig;
 pub use worker::spawn;

@@ -3,44 +3,40 @@
 //! flush deadline, committing the position) is [`crate::wal_loop`].
 //! Entries join into per-tenant requests without decoding ([`crate::tenant_requests`]).
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
-use http::{HeaderMap, Uri};
+use http::HeaderMap;
 use vigil_ingest::wal::{Consumer, Entry};
 
 use super::client::{CLASSIFY, headers};
-use super::config::{TENANT_PLACEHOLDER, VictoriaMetricsConfig};
+use super::config::VictoriaMetricsConfig;
 use crate::handle::ForwarderHandle;
 use crate::http::HttpClient;
-use crate::send::{Fate, Sender};
+use crate::send::{Fate, Sender, Target};
 use crate::telemetry::ForwardMetrics;
 use crate::tenant_requests::{TenantRequest, TenantRequests};
 use crate::wal_loop::{self, Deliver, Limits};
 
-const BACKEND: &str = "victoriametrics";
-
-/// Starts the worker for one destination, reading the metrics log from `consumer`'s position.
+/// Starts the worker for one destination (one URL, or a primary and its standbys in `targets`), reading the metrics log from `consumer`'s position.
 pub fn spawn(
     config: &VictoriaMetricsConfig,
-    uri: Uri,
+    targets: Vec<Target>,
     consumer: Consumer,
     client: HttpClient,
     metrics: ForwardMetrics,
 ) -> ForwarderHandle {
     let sender =
-        Sender::new(BACKEND, client, uri, config.request_timeout, config.backoff.clone(), CLASSIFY, metrics.clone());
+        Sender::new(client, targets, config.request_timeout, config.backoff.clone(), CLASSIFY, metrics.clone());
     let limits = Limits { max_rows: config.max_samples_per_request, flush_interval: config.flush_interval };
     let labels = sender.labels().clone();
+    let sender_health = sender.health();
     let deliverer = Deliverer {
         sender,
         max_samples_per_request: config.max_samples_per_request,
         headers: headers(),
-        template: config.url.contains(TENANT_PLACEHOLDER).then(|| config.url.clone()),
-        uris: HashMap::new(),
         requests: TenantRequests::new(true),
     };
-    wal_loop::spawn(consumer, &labels, &metrics, limits, deliverer)
+    let health = sender_health;
+    wal_loop::spawn(consumer, &labels, &metrics, limits, deliverer).with_targets(health)
 }
 
 /// `samples + histograms`: what `max_samples_per_request` counts.
@@ -52,10 +48,6 @@ struct Deliverer {
     sender: Sender,
     max_samples_per_request: usize,
     headers: HeaderMap,
-    /// The URL with `{tenant}` in it, when requests go to a URL per tenant.
-    template: Option<String>,
-    /// Per-tenant URLs made from `template` (`None`: the tenant makes no valid URL).
-    uris: HashMap<String, Option<Uri>>,
     requests: TenantRequests,
 }
 
@@ -96,21 +88,6 @@ impl Deliverer {
     async fn send_request(&mut self, request: &TenantRequest) {
         let url = &self.sender.labels().url;
         let [samples, exemplars, histograms] = request.counts;
-        let uri = match &self.template {
-            None => None,
-            Some(template) => match self
-                .uris
-                .entry(request.tenant.clone())
-                .or_insert_with(|| template.replace(TENANT_PLACEHOLDER, &request.tenant).parse().ok())
-            {
-                Some(uri) => Some(uri.clone()),
-                None => {
-                    tracing::warn!(url = %url, tenant = %request.tenant, samples, "The tenant makes no valid URL; its samples are dropped.");
-                    self.sender.count_dropped(rows(&request.counts));
-                    return;
-                }
-            },
-        };
         let body = match self.requests.compress(&request.raw) {
             Ok(c) => Bytes::copy_from_slice(c),
             Err(e) => {
@@ -120,11 +97,7 @@ impl Deliverer {
             }
         };
         let tenant = Some(request.tenant.as_str());
-        let fate = match &uri {
-            Some(uri) => self.sender.send_to(uri, &self.headers, tenant, body).await,
-            None => self.sender.send(&self.headers, tenant, body).await,
-        };
-        match fate {
+        match self.sender.send(&self.headers, tenant, body).await {
             Fate::Delivered { .. } => {
                 let (m, labels) = (self.sender.metrics(), self.sender.labels());
                 m.samples.get_or_create(labels).inc_by(samples);

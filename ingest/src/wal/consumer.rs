@@ -58,6 +58,17 @@ impl Consumer {
         self.shared.head().saturating_sub(self.position())
     }
 
+    /// How long the oldest record this consumer has not delivered has been in the log; `None` when it is
+    /// up to date.
+    pub fn oldest_undelivered_age(&self) -> Option<std::time::Duration> {
+        let position = self.position();
+        if position >= self.shared.head() {
+            return None;
+        }
+        let written = self.shared.ages.written_at(position)?;
+        Some(std::time::SystemTime::now().duration_since(written).unwrap_or_default())
+    }
+
     /// A reader from this consumer's position.
     pub fn reader(&self) -> WalReader {
         WalReader::new(Arc::clone(&self.shared), self.position())

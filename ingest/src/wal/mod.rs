@@ -12,6 +12,7 @@
 //! past either, `wal.full_policy` refuses new writes (backpressure) or gives up the oldest segment
 //! (`drop_oldest`), see [`Wal::admit`].
 
+mod ages;
 mod append;
 mod config;
 mod consumer;
@@ -91,6 +92,8 @@ pub(crate) struct Shared {
     pub(crate) failed: Mutex<Option<String>>,
     /// Set once the writer has stopped: readers that reach the head stop waiting.
     pub(crate) closed: std::sync::atomic::AtomicBool,
+    /// When positions were written, for the age of what a consumer has not delivered.
+    pub(crate) ages: ages::WriteAges,
 }
 
 impl std::fmt::Debug for Shared {
@@ -121,6 +124,7 @@ impl Shared {
             let s = segments.remove(0);
             self.delete(&s);
         }
+        self.ages.forget_before(min);
     }
 
     fn delete(&self, s: &Segment) {
@@ -222,6 +226,11 @@ impl Wal {
         let bytes: u64 = found.iter().map(|s| s.len).sum();
         total_bytes.fetch_add(bytes, Ordering::AcqRel);
         let (visible, _) = watch::channel(head);
+        let ages = ages::WriteAges::default();
+        for s in &found {
+            let modified = std::fs::metadata(&s.path).and_then(|m| m.modified());
+            ages.mark(s.end(), modified.unwrap_or_else(|_| std::time::SystemTime::now()));
+        }
         let shared = Arc::new(Shared {
             dir: dir.to_owned(),
             signal,
@@ -236,6 +245,7 @@ impl Wal {
             skipped_bytes: AtomicU64::new(0),
             failed: Mutex::new(None),
             closed: std::sync::atomic::AtomicBool::new(false),
+            ages,
         });
         let file = writer::open_segment(&shared, head).map_err(io)?;
         let (tx, rx) = crossbeam_channel::unbounded();

@@ -26,16 +26,17 @@ pub struct Replayed {
     pub skipped: u64,
 }
 
-/// Replays the newest `bytes` of the metrics log into `buffer`.
+/// Replays the newest `bytes` of the metrics log before position `until` into `buffer`.
 pub fn metrics(
     wal: &Wal,
     bytes: u64,
+    until: u64,
     series: &SeriesRegistry,
     metadata: &MetadataStore,
     buffer: &MetricsBuffer,
 ) -> Replayed {
     let limits = IngestLimits::for_replay();
-    replay(wal, bytes, |entry| {
+    replay(wal, bytes, until, |entry| {
         let tenant = series.tenant(&entry.tenant).ok()?;
         let counts =
             remote_write::receive(&entry.payload, RemoteWriteVersion::V1, tenant, &limits, series, metadata, buffer)
@@ -44,12 +45,12 @@ pub fn metrics(
     })
 }
 
-/// Replays the newest `bytes` of the logs log (snappy Loki pushes) into `buffer`.
-pub fn logs(wal: &Wal, bytes: u64, buffer: &LogsBuffer) -> Replayed {
+/// Replays the newest `bytes` of the logs log (snappy Loki pushes) before position `until` into `buffer`.
+pub fn logs(wal: &Wal, bytes: u64, until: u64, buffer: &LogsBuffer) -> Replayed {
     let limits = IngestLimits::for_replay();
     let config = LokiReceiverConfig { max_line_bytes: usize::MAX, ..LokiReceiverConfig::default() };
     let mut staged = buffer.staged_rows();
-    replay(wal, bytes, |entry| {
+    replay(wal, bytes, until, |entry| {
         let streams = decode_protobuf(&entry.payload, &limits).ok()?;
         staged.reset(buffer.shard_count());
         let converted = stage(streams, &entry.tenant, &config, &limits, crate::loki::now_ns(), &mut staged);
@@ -58,10 +59,10 @@ pub fn logs(wal: &Wal, bytes: u64, buffer: &LogsBuffer) -> Replayed {
     })
 }
 
-/// Replays the newest `bytes` of the spans log (OTLP trace requests) into `buffer`.
-pub fn spans(wal: &Wal, bytes: u64, buffer: &SpansBuffer) -> Replayed {
+/// Replays the newest `bytes` of the spans log (OTLP trace requests) before position `until` into `buffer`.
+pub fn spans(wal: &Wal, bytes: u64, until: u64, buffer: &SpansBuffer) -> Replayed {
     let mut staged = buffer.staged_rows();
-    replay(wal, bytes, |entry| {
+    replay(wal, bytes, until, |entry| {
         let request = ExportTraceServiceRequest::decode(&entry.payload[..]).ok()?;
         let tenant: Arc<str> = Arc::from(entry.tenant.as_str());
         let converted = crate::otlp::traces::convert_request(&request, &tenant);
@@ -75,8 +76,10 @@ pub fn spans(wal: &Wal, bytes: u64, buffer: &SpansBuffer) -> Replayed {
     })
 }
 
-/// Feeds every record of the newest `bytes` of `wal` to `apply` (`None`: the record was skipped).
-fn replay(wal: &Wal, bytes: u64, mut apply: impl FnMut(&Entry) -> Option<u64>) -> Replayed {
+/// Feeds every record of the newest `bytes` of `wal` that starts before `until` (the head when the
+/// process started: writes accepted since are in the buffer already) to `apply` (`None`: the record was
+/// skipped).
+fn replay(wal: &Wal, bytes: u64, until: u64, mut apply: impl FnMut(&Entry) -> Option<u64>) -> Replayed {
     let mut reader = wal.reader_from_recent(bytes);
     let mut records: Vec<WalRecord> = Vec::new();
     let mut out = Replayed::default();
@@ -91,6 +94,9 @@ fn replay(wal: &Wal, bytes: u64, mut apply: impl FnMut(&Entry) -> Option<u64>) -
             }
         }
         for r in &records {
+            if r.start >= until {
+                return out;
+            }
             out.records += 1;
             match Entry::decode(&r.body).ok().and_then(|entry| apply(&entry)) {
                 Some(rows) => out.rows += rows,

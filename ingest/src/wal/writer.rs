@@ -94,6 +94,7 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Append>, mut file: File) {
         };
         shared.total_bytes.fetch_add(buf.len() as u64, Ordering::AcqRel);
         shared.head.store(head, Ordering::Release);
+        shared.ages.mark(head, std::time::SystemTime::now());
         shared.visible.send_replace(head);
         let mut end = start;
         for a in group.drain(..) {
