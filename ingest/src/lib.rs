@@ -5,6 +5,9 @@
 //! sealed batches) → subscribers (forwarders, detectors).
 
 pub mod buffer;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod limits;
 pub mod loki;
 pub mod otlp;

@@ -12,7 +12,7 @@ mod grpc_status;
 mod http;
 pub mod logs;
 pub(crate) mod metrics;
-mod sink;
+pub(crate) mod sink;
 pub mod traces;
 
 pub use grpc::{OtlpGrpc, metrics_service};

@@ -8,7 +8,7 @@
 //! Loki forwarder sends as structured metadata. The tenant is `X-Scope-OrgID` (HTTP header or gRPC metadata),
 //! else `default_tenant`.
 
-mod convert;
+pub(crate) mod convert;
 mod grpc;
 mod http;
 
