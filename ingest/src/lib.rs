@@ -12,6 +12,7 @@ pub mod limits;
 pub mod loki;
 pub mod otlp;
 mod protowire;
+pub mod rate_limit;
 pub mod remote_write;
 mod request_body;
 pub mod series;

@@ -15,6 +15,14 @@ pub struct IngestLimits {
     pub max_label_name_bytes: usize,
     /// Longest label value, in bytes.
     pub max_label_value_bytes: usize,
+    /// Samples (native histogram samples included, exemplars not) one tenant may send per second, all
+    /// metrics receivers together; a request over the tenant's budget is refused whole (429 with
+    /// `Retry-After`). 0 (the default): no limit. See [`crate::rate_limit`].
+    pub max_samples_per_second_per_tenant: u32,
+    /// Samples a tenant may send at once after being idle: its budget's capacity. 0 (the default): one
+    /// second's worth, `max_samples_per_second_per_tenant`. A request with more samples than this is
+    /// always refused.
+    pub samples_per_second_burst: u32,
 }
 
 impl IngestLimits {
@@ -28,6 +36,17 @@ impl IngestLimits {
             max_labels_per_series: usize::MAX,
             max_label_name_bytes: usize::MAX,
             max_label_value_bytes: usize::MAX,
+            max_samples_per_second_per_tenant: 0,
+            samples_per_second_burst: 0,
+        }
+    }
+
+    /// `samples_per_second_burst` with 0 read as the rate.
+    pub fn samples_burst(&self) -> u32 {
+        if self.samples_per_second_burst == 0 {
+            self.max_samples_per_second_per_tenant
+        } else {
+            self.samples_per_second_burst
         }
     }
 }
@@ -42,6 +61,8 @@ impl Default for IngestLimits {
             max_labels_per_series: 64,
             max_label_name_bytes: 1024,
             max_label_value_bytes: 16 * 1024,
+            max_samples_per_second_per_tenant: 0,
+            samples_per_second_burst: 0,
         }
     }
 }
@@ -61,6 +82,19 @@ impl IngestLimits {
             return Err(
                 "limits.max_labels_per_series, max_label_name_bytes and max_label_value_bytes must be > 0".into()
             );
+        }
+        // The limiter counts time in nanoseconds: one sample per nanosecond is as fine as it resolves.
+        if self.max_samples_per_second_per_tenant > crate::rate_limit::MAX_RATE {
+            return Err(format!(
+                "limits.max_samples_per_second_per_tenant = {} is over the maximum of {} (0 = no limit)",
+                self.max_samples_per_second_per_tenant,
+                crate::rate_limit::MAX_RATE
+            ));
+        }
+        if self.samples_per_second_burst > 0 && self.max_samples_per_second_per_tenant == 0 {
+            return Err("limits.samples_per_second_burst is set, but limits.max_samples_per_second_per_tenant is 0 \
+                 (no limit): set the rate too, or leave the burst at 0"
+                .into());
         }
         Ok(())
     }

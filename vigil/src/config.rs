@@ -230,6 +230,22 @@ mod tests {
     }
 
     #[test]
+    fn per_tenant_limits_parse_and_default() {
+        let c = Config::from_yaml(
+            "limits:\n  max_samples_per_second_per_tenant: 10000\n  samples_per_second_burst: 50000\nseries:\n  max_series: 100\n  max_series_per_tenant: 10\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!((c.limits.max_samples_per_second_per_tenant, c.limits.samples_burst()), (10_000, 50_000));
+        assert_eq!(c.series.series_per_tenant(), 10);
+        // Unset: no rate limit, and a tenant may have as many series as all of them together.
+        let c = Config::from_yaml("series:\n  max_series: 100\n").unwrap();
+        assert_eq!((c.limits.max_samples_per_second_per_tenant, c.series.series_per_tenant()), (0, 100));
+        let c = Config::from_yaml("limits:\n  samples_per_second_burst: 5\n").unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("limits.samples_per_second_burst"));
+    }
+
+    #[test]
     fn durations_and_sections_parse() {
         let c = Config::from_yaml(
             "buffer:\n  seal_interval: 500ms\nforward:\n  victoriametrics:\n    - url: http://127.0.0.1:8428/api/v1/write\n      flush_interval: 2s\n",

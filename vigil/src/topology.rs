@@ -166,6 +166,8 @@ pub(crate) async fn run(
         };
         Arc::new(SelfMetrics { registry, before_scrape: Box::new(refresh) })
     };
+    // One samples-per-second budget per tenant, shared by remote write and OTLP metrics (HTTP and gRPC).
+    let rate_limit = Arc::new(vigil_ingest::rate_limit::SampleRateLimiter::new(&config.limits));
     let rw_state = Arc::new(RemoteWriteState {
         config: config.remote_write.clone(),
         limits: config.limits.clone(),
@@ -174,6 +176,7 @@ pub(crate) async fn run(
         buffer: Arc::clone(&buffer),
         metrics: ingest_metrics,
         wal: Some(Arc::clone(&metrics_wal)),
+        rate_limit: Arc::clone(&rate_limit),
     });
     let otlp_state = Arc::new(OtlpHttpState {
         limits: config.limits.clone(),
@@ -184,6 +187,7 @@ pub(crate) async fn run(
         // One running total per delta stream; bounded like the series registry, a fraction of it.
         deltas: otlp::DeltaToCumulative::new((config.series.max_series / 10).max(10_000) as usize),
         wal: Some(Arc::clone(&metrics_wal)),
+        rate_limit,
     });
     let traces_state = Arc::new(OtlpTracesState {
         limits: config.limits.clone(),

@@ -54,6 +54,9 @@ pub(crate) enum OtlpError {
     TenantLimit(String),
     #[error("{0}")]
     Wal(crate::wal::WalError),
+    /// Over the tenant's `limits.max_samples_per_second_per_tenant`: 429, which OTLP clients retry.
+    #[error("{0}")]
+    RateLimited(crate::rate_limit::RateLimited),
 }
 
 impl From<crate::tenant::TenantError> for OtlpError {
@@ -72,7 +75,7 @@ impl OtlpError {
             Self::BodyTooLarge { .. } | Self::DecompressedTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             // 503, not 500: OTLP clients retry only 429, 502, 503 and 504.
             Self::BufferFull { .. } | Self::Wal(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::TenantLimit(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TenantLimit(_) | Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -92,11 +95,23 @@ impl OtlpError {
             Self::TenantLimit(_) => "limit",
             Self::Wal(crate::wal::WalError::Full(_)) => "wal_full",
             Self::Wal(_) => "wal_failed",
+            Self::RateLimited(_) => "rate_limited",
+        }
+    }
+
+    /// Seconds the client should wait, when this error says (a rate limit knows when the request fits).
+    pub(crate) fn retry_after_seconds(&self) -> Option<u32> {
+        match self {
+            Self::RateLimited(r) => Some(r.retry_after_seconds()),
+            _ => None,
         }
     }
 
     /// `google.rpc.Code` for the `Status` body.
     fn rpc_code(&self) -> i32 {
+        if let Self::RateLimited(_) = self {
+            return 8; // RESOURCE_EXHAUSTED, as over OTLP/gRPC
+        }
         match self.status() {
             StatusCode::SERVICE_UNAVAILABLE => 14,
             StatusCode::PAYLOAD_TOO_LARGE => 8,
@@ -105,9 +120,11 @@ impl OtlpError {
     }
 
     /// The answer: a `google.rpc.Status` in the request's encoding (plain text when the encoding itself was
-    /// the problem), with `Retry-After` when the client should come back.
+    /// the problem), with `Retry-After` when the client should come back: the error's own wait if it knows
+    /// one, else `retry_after_seconds`.
     pub(crate) fn into_response(self, encoding: Option<Encoding>, retry_after_seconds: u32) -> Response {
         let status = self.status();
+        let retry_after_seconds = self.retry_after_seconds().unwrap_or(retry_after_seconds);
         let rpc = Status { code: self.rpc_code(), message: self.to_string(), details: Vec::new() };
         let mut response = match encoding {
             Some(Encoding::Protobuf) => {

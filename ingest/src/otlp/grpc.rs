@@ -1,7 +1,9 @@
 //! OTLP/gRPC: `opentelemetry.proto.collector.metrics.v1.MetricsService/Export`.
 //!
 //! Status codes per the OTLP spec: bad data is `INVALID_ARGUMENT` (not retried); a full buffer is
-//! `UNAVAILABLE` with a `google.rpc.RetryInfo` detail, which clients retry after the given delay.
+//! `UNAVAILABLE` with a `google.rpc.RetryInfo` detail, which clients retry after the given delay; a tenant
+//! over `limits.max_samples_per_second_per_tenant` is `RESOURCE_EXHAUSTED`, also with `RetryInfo` (the spec
+//! makes it retryable only then).
 
 use std::sync::Arc;
 
@@ -16,6 +18,7 @@ use tonic::codec::CompressionEncoding;
 use tonic::{Code, Request, Response, Status};
 use vigil_proto::google_rpc;
 
+use super::body::OtlpError;
 use super::http::OtlpHttpState;
 use super::{metrics, sink};
 use crate::telemetry::{ProtocolLabels, RejectLabels, RequestLabels};
@@ -35,24 +38,34 @@ pub fn metrics_service(state: Arc<OtlpHttpState>) -> MetricsServiceServer<OtlpGr
 
 #[derive(Debug, Clone)]
 pub struct OtlpGrpc {
-    state: Arc<OtlpHttpState>,
+    pub(super) state: Arc<OtlpHttpState>,
 }
 
 /// `UNAVAILABLE` with a `google.rpc.RetryInfo` detail: the answer every OTLP/gRPC service gives when its
 /// buffer is full, so clients come back after `retry_after_seconds`.
 pub(super) fn unavailable(message: String, retry_after_seconds: u32) -> Status {
+    with_retry_info(Code::Unavailable, message, retry_after_seconds)
+}
+
+/// `RESOURCE_EXHAUSTED` with a `google.rpc.RetryInfo` detail: a tenant over its samples-per-second budget,
+/// told when its request would fit.
+fn rate_limited(message: String, retry_after_seconds: u32) -> Status {
+    with_retry_info(Code::ResourceExhausted, message, retry_after_seconds)
+}
+
+fn with_retry_info(code: Code, message: String, retry_after_seconds: u32) -> Status {
     let retry = google_rpc::RetryInfo {
         retry_delay: Some(google_rpc::Duration { seconds: i64::from(retry_after_seconds), nanos: 0 }),
     };
     let details = google_rpc::Status {
-        code: Code::Unavailable as i32,
+        code: code as i32,
         message: message.clone(),
         details: vec![google_rpc::Any {
             type_url: google_rpc::RETRY_INFO_TYPE_URL.into(),
             value: retry.encode_to_vec(),
         }],
     };
-    Status::with_details(Code::Unavailable, message, details.encode_to_vec().into())
+    Status::with_details(code, message, details.encode_to_vec().into())
 }
 
 #[tonic::async_trait]
@@ -76,16 +89,22 @@ impl MetricsService for OtlpGrpc {
                 return Err(status);
             }
         };
-        let admitted = state.wal.as_ref().map_or(Ok(()), |wal| wal.admit()).map_err(sink::Refused::Wal);
+        let request = request.into_inner();
+        let admitted = state.wal.as_ref().map_or(Ok(()), |wal| wal.admit()).map_err(OtlpError::Wal).and_then(|()| {
+            // Before the delta running totals move: a refused request changes nothing.
+            let samples = metrics::sample_count(&request);
+            state.rate_limit.check(&state.series, tenant, samples).map_err(OtlpError::RateLimited)
+        });
         let result = match admitted {
             Ok(()) => {
-                let converted = metrics::convert_with_deltas(request.into_inner(), &state.deltas, tenant);
+                let converted = metrics::convert_with_deltas(request, &state.deltas, tenant);
                 sink::append(converted, &state.limits, &state.series, tenant, &state.buffer, state.wal.as_deref())
+                    .map_err(OtlpError::from)
             }
             Err(refused) => Err(refused),
         };
         let result = match result {
-            Ok((appended, Some(durable))) => durable.durable().await.map(|_| appended).map_err(sink::Refused::Wal),
+            Ok((appended, Some(durable))) => durable.durable().await.map(|_| appended).map_err(OtlpError::Wal),
             Ok((appended, None)) => Ok(appended),
             Err(refused) => Err(refused),
         };
@@ -103,10 +122,12 @@ impl MetricsService for OtlpGrpc {
                 });
                 (200, Ok(Response::new(ExportMetricsServiceResponse { partial_success })))
             }
-            Err(refused) => {
-                let error = super::body::OtlpError::from(refused);
+            Err(error) => {
                 m.rejected.get_or_create(&RejectLabels { protocol: PROTOCOL, reason: error.reason() }).inc();
-                (503, Err(unavailable(error.to_string(), state.retry_after_seconds)))
+                match error {
+                    OtlpError::RateLimited(r) => (429, Err(rate_limited(r.to_string(), r.retry_after_seconds()))),
+                    error => (503, Err(unavailable(error.to_string(), state.retry_after_seconds))),
+                }
             }
         };
         m.requests.get_or_create(&RequestLabels { protocol: PROTOCOL, code }).inc();

@@ -16,6 +16,7 @@ use super::body::{Encoding, OtlpError, encoding_of, read_body, success};
 use super::{metrics, sink};
 use crate::buffer::MetricsBuffer;
 use crate::limits::IngestLimits;
+use crate::rate_limit::SampleRateLimiter;
 use crate::series::SeriesRegistry;
 use crate::telemetry::{IngestMetrics, ProtocolLabels, RejectLabels, RequestLabels};
 use crate::tenant::{self, series_tenant};
@@ -37,6 +38,8 @@ pub struct OtlpHttpState {
     /// The metrics write-ahead log (shared with remote write); without one, a request is acknowledged once
     /// it is in the buffer.
     pub wal: Option<Arc<Wal>>,
+    /// Samples per second per tenant, one budget shared with remote write and OTLP/gRPC.
+    pub rate_limit: Arc<SampleRateLimiter>,
 }
 
 pub fn router(state: Arc<OtlpHttpState>) -> Router {
@@ -62,6 +65,8 @@ async fn handle(
     }
     let bytes = read_body(&state.limits, headers, body).await?;
     let request = decode_metrics(encoding, &bytes)?;
+    // Before the delta running totals move: a refused request changes nothing, so its retry adds up right.
+    state.rate_limit.check(&state.series, tenant, metrics::sample_count(&request)).map_err(OtlpError::RateLimited)?;
     let converted = metrics::convert_with_deltas(request, &state.deltas, tenant);
     let (appended, durable) =
         sink::append(converted, &state.limits, &state.series, tenant, &state.buffer, state.wal.as_deref())?;

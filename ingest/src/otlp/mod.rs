@@ -19,3 +19,6 @@ pub use grpc::{OtlpGrpc, metrics_service};
 pub use grpc_status::decode_errors_as_invalid_argument;
 pub use http::{OtlpHttpState, router};
 pub use metrics::DeltaToCumulative;
+
+#[cfg(test)]
+mod tests;

@@ -40,6 +40,8 @@ pub enum RemoteWriteError {
     InvalidTenant(String),
     #[error("{0}")]
     Wal(crate::wal::WalError),
+    #[error("{0}")]
+    RateLimited(crate::rate_limit::RateLimited),
 }
 
 impl From<crate::tenant::TenantError> for RemoteWriteError {
@@ -93,9 +95,10 @@ impl RemoteWriteError {
         match self {
             Self::UnsupportedContentType(_) | Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTooLarge { .. } | Self::DecompressedTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::BufferFull { .. } | Self::Limit(_) | Self::Wal(crate::wal::WalError::Full(_)) => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            Self::BufferFull { .. }
+            | Self::Limit(_)
+            | Self::Wal(crate::wal::WalError::Full(_))
+            | Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             // The disk failed or Vigil is stopping: retried by every remote-write sender.
             Self::Wal(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
@@ -121,6 +124,15 @@ impl RemoteWriteError {
             Self::InvalidTenant(_) => "invalid_tenant",
             Self::Wal(crate::wal::WalError::Full(_)) => "wal_full",
             Self::Wal(_) => "wal_failed",
+            Self::RateLimited(_) => "rate_limited",
+        }
+    }
+
+    /// Seconds the client should wait, when this error says (a rate limit knows when the request fits).
+    pub fn retry_after_seconds(&self) -> Option<u32> {
+        match self {
+            Self::RateLimited(r) => Some(r.retry_after_seconds()),
+            _ => None,
         }
     }
 }

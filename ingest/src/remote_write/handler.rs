@@ -17,6 +17,7 @@ use super::error::RemoteWriteError;
 use super::receive::{Destination, WriteCounts, receive_logged};
 use crate::buffer::MetricsBuffer;
 use crate::limits::IngestLimits;
+use crate::rate_limit::SampleRateLimiter;
 use crate::request_body::{BodyError, read_limited};
 use crate::series::{MetadataStore, SeriesRegistry};
 use crate::telemetry::{IngestMetrics, ProtocolLabels, RejectLabels, RequestLabels};
@@ -36,6 +37,8 @@ pub struct RemoteWriteState {
     pub metrics: IngestMetrics,
     /// The metrics write-ahead log; without one, a request is acknowledged once it is in the buffer.
     pub wal: Option<Arc<Wal>>,
+    /// Samples per second per tenant, one budget shared with the OTLP metrics receivers.
+    pub rate_limit: Arc<SampleRateLimiter>,
 }
 
 pub fn router(state: Arc<RemoteWriteState>) -> Router {
@@ -70,7 +73,8 @@ async fn write(State(state): State<Arc<RemoteWriteState>>, headers: HeaderMap, b
             tracing::debug!(status = status.as_u16(), reason = e.reason(), error = %e, "Remote write request refused.");
             let mut r = written_response(status, is_v2, WriteCounts::default(), format!("{e}\n"));
             if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
-                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(state.config.retry_after_seconds));
+                let seconds = e.retry_after_seconds().unwrap_or(state.config.retry_after_seconds);
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             }
             r
         }
@@ -104,6 +108,7 @@ async fn read_and_receive(
         metadata: &state.metadata,
         buffer: &state.buffer,
         wal: state.wal.as_deref(),
+        rate_limit: Some(&state.rate_limit),
     };
     let received = receive_logged(&bytes, version, tenant, &into)?;
     if let Some(durable) = received.durable {

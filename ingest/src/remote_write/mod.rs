@@ -5,9 +5,9 @@
 //!
 //! Path of a request: [`handler`] checks headers and reads the body within `limits.max_body_bytes`;
 //! [`receive`] snappy-decompresses it into a per-thread buffer, decodes it ([`decode_v1`]/[`decode_v2`]) into
-//! spans, validates every series ([`validate`]), resolves each label set to its series id, stages rows per
-//! shard and appends them to the [`crate::buffer::MetricsBuffer`] all at once. A request is accepted whole or
-//! refused whole.
+//! spans, takes its samples from the tenant's budget ([`crate::rate_limit`]), validates every series
+//! ([`validate`]), resolves each label set to its series id, stages rows per shard and appends them to the
+//! [`crate::buffer::MetricsBuffer`] all at once. A request is accepted whole or refused whole.
 
 mod config;
 mod content_type;

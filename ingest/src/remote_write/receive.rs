@@ -10,6 +10,7 @@ use super::validate::{check_labels_utf8, check_series_labels};
 use super::{decode_v1, decode_v2};
 use crate::buffer::{ExemplarRow, HistogramRow, MetricsBuffer, SampleRow, StagedRows};
 use crate::limits::IngestLimits;
+use crate::rate_limit::SampleRateLimiter;
 use crate::series::{KeyHash, Lookup, MetadataStore, SeriesRef, SeriesRegistry, Tenant, push_label};
 use crate::wal::metrics as metrics_record;
 use crate::wal::{Pending, Wal, WalError};
@@ -50,7 +51,7 @@ pub fn receive(
     metadata: &MetadataStore,
     buffer: &MetricsBuffer,
 ) -> Result<WriteCounts, RemoteWriteError> {
-    let into = Destination { limits, series, metadata, buffer, wal: None };
+    let into = Destination { limits, series, metadata, buffer, wal: None, rate_limit: None };
     receive_logged(compressed, version, tenant, &into).map(|r| r.counts)
 }
 
@@ -63,6 +64,9 @@ pub struct Destination<'a> {
     pub buffer: &'a MetricsBuffer,
     /// When given, the request is appended to it and is acknowledged only once durable.
     pub wal: Option<&'a Wal>,
+    /// When given, the request's samples are taken from its tenant's budget once decoded, before anything
+    /// is registered or logged; a request over budget is refused whole.
+    pub rate_limit: Option<&'a SampleRateLimiter>,
 }
 
 /// What an accepted request added, and (with a log) the wait until it is durable.
@@ -93,7 +97,7 @@ fn receive_with(
     tenant: Tenant,
     into: &Destination<'_>,
 ) -> Result<Received, RemoteWriteError> {
-    let Destination { limits, series, metadata, buffer, wal } = *into;
+    let Destination { limits, series, metadata, buffer, wal, rate_limit } = *into;
     let size = snap::raw::decompress_len(compressed).map_err(|e| RemoteWriteError::Snappy(e.to_string()))? as u64;
     if size > limits.max_decompressed_bytes {
         return Err(RemoteWriteError::DecompressedTooLarge { size, limit: limits.max_decompressed_bytes });
@@ -111,6 +115,10 @@ fn receive_with(
     match version {
         RemoteWriteVersion::V1 => decode_v1::decode(body, limits, decoded)?,
         RemoteWriteVersion::V2 => decode_v2::decode(body, limits, decoded)?,
+    }
+    if let Some(limiter) = rate_limit {
+        let samples = (decoded.samples.len() + decoded.histograms.len()) as u64;
+        limiter.check(series, tenant, samples).map_err(RemoteWriteError::RateLimited)?;
     }
     resolve_series(body, decoded, tenant, limits, resolve, ids, series)?;
     stage_rows(body, decoded, ids, key, staged, buffer.shard_count())?;

@@ -22,7 +22,7 @@ use super::*;
 use crate::buffer::{BufferConfig, MetricsBuffer, SealedBatch, Subscription, SubscriptionMode};
 use crate::limits::IngestLimits;
 use crate::series::{FamilyMetadata, MetadataStore, SeriesRegistry, SeriesRegistryConfig, Tenant, decode_label_key};
-use crate::telemetry::{IngestMetrics, RequestLabels};
+use crate::telemetry::{IngestMetrics, RejectLabels, RequestLabels};
 
 // ---------------------------------------------------------------------------------------------------------
 // Fixture builders
@@ -601,6 +601,7 @@ fn table_limits() -> IngestLimits {
         max_labels_per_series: 8,
         max_label_name_bytes: 32,
         max_label_value_bytes: 64,
+        ..IngestLimits::default()
     }
 }
 
@@ -609,12 +610,13 @@ fn state(limits: IngestLimits, buffer: BufferConfig, series: SeriesRegistryConfi
     buffer.validate().unwrap();
     Arc::new(RemoteWriteState {
         config: RemoteWriteConfig::default(),
-        limits,
         series: Arc::new(SeriesRegistry::new(&series, "anonymous")),
         metadata: Arc::new(MetadataStore::default()),
         buffer: MetricsBuffer::new(buffer),
         metrics: IngestMetrics::new(&mut Registry::default()),
         wal: None,
+        rate_limit: Arc::new(crate::rate_limit::SampleRateLimiter::new(&limits)),
+        limits,
     })
 }
 
@@ -1387,4 +1389,83 @@ async fn tenants_write_separate_series() {
         .collect();
     tenants.sort();
     assert_eq!(tenants, ["anonymous", "anonymous", "team-a", "team-a", "team-b"], "every row knows its tenant");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Per-tenant limits
+// ---------------------------------------------------------------------------------------------------------
+
+/// `n` samples in timestamp order.
+fn samples(n: i64) -> Vec<(i64, f64)> {
+    (0..n).map(|i| (1_000 + i, i as f64)).collect()
+}
+
+#[tokio::test]
+async fn a_tenant_over_its_sample_rate_gets_429_with_retry_after_and_others_do_not() {
+    // A slow rate, so that the refill while the test runs (real time) cannot change an outcome.
+    let limits = IngestLimits { max_samples_per_second_per_tenant: 1, samples_per_second_burst: 20, ..table_limits() };
+    let server = state(limits, buffer_config(), SeriesRegistryConfig::default());
+    let team_a = with(v1_headers(), "x-scope-orgid", "team-a");
+    let reply = post(&server, &team_a, v1_one(&[("__name__", "a")], &samples(18))).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+
+    // 18 + 5 > 20: refused whole, before anything was registered or buffered.
+    let reply = post(&server, &team_a, v1_one(&[("__name__", "b")], &samples(5))).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{}", reply.body);
+    assert_eq!(
+        reply.body,
+        "tenant \"team-a\" exceeds `limits.max_samples_per_second_per_tenant` = 1 samples/s; retry later\n"
+    );
+    let retry: u32 = reply.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((2..=3).contains(&retry), "about 3 s until 5 samples fit: {retry}");
+    assert_eq!(server.series.len(), 1, "the refused request registered no series");
+    // 2.0 is counted in the same budget.
+    let reply = post(&server, &with(v2_headers(), "x-scope-orgid", "team-a"), v2_one(UP, &samples(5))).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{}", reply.body);
+    assert_eq!(written(&reply.headers), vec![Some(0); 3]);
+
+    // Another tenant has its own budget, in either version.
+    let team_b = with(v2_headers(), "x-scope-orgid", "team-b");
+    let reply = post(&server, &team_b, v2_one(UP, &samples(20))).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    assert_eq!(written(&reply.headers), vec![Some(20), Some(0), Some(0)]);
+    let reply = post(&server, &v1_headers(), v1_one(UP, &samples(20))).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "the default tenant: {}", reply.body);
+
+    // More than the burst can never pass, and says so.
+    let team_c = with(v1_headers(), "x-scope-orgid", "team-c");
+    let reply = post(&server, &team_c, v1_one(UP, &samples(21))).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{}", reply.body);
+    assert!(reply.body.contains("the request alone has 21 samples"), "{}", reply.body);
+    assert!(reply.body.contains("`limits.samples_per_second_burst` = 20"), "{}", reply.body);
+    assert_eq!(reply.headers[header::RETRY_AFTER], "20", "a whole burst's refill");
+
+    let rate_limited = RejectLabels { protocol: "remote_write", reason: "rate_limited" };
+    assert_eq!(server.metrics.rejected.get_or_create(&rate_limited).get(), 3);
+    assert_eq!(server.metrics.requests.get_or_create(&RequestLabels { protocol: "remote_write", code: 429 }).get(), 3);
+    server.buffer.seal_all();
+    let stored: usize =
+        (0..server.buffer.shard_count()).flat_map(|s| server.buffer.snapshot(s)).map(|b| b.sample_count()).sum();
+    assert_eq!(stored, 18 + 20 + 20);
+}
+
+#[tokio::test]
+async fn a_tenant_at_its_series_cap_gets_no_new_series_and_others_do() {
+    let series = SeriesRegistryConfig { max_series_per_tenant: 1, ..SeriesRegistryConfig::default() };
+    let server = state(table_limits(), buffer_config(), series);
+    let team_a = with(v1_headers(), "x-scope-orgid", "team-a");
+    let reply = post(&server, &team_a, v1_one(UP, &[(1, 1.0)])).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    let reply = post(&server, &team_a, v1_one(&[("__name__", "new")], &[(1, 1.0)])).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{}", reply.body);
+    assert_eq!(
+        reply.body,
+        "series limit reached: tenant \"team-a\" has 1 series, `series.max_series_per_tenant` = 1\n"
+    );
+    // Its known series is still taken; another tenant still gets new series.
+    let reply = post(&server, &team_a, v1_one(UP, &[(2, 2.0)])).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    let reply = post(&server, &with(v1_headers(), "x-scope-orgid", "team-b"), v1_one(UP, &[(1, 1.0)])).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    assert_eq!(server.series.len(), 2);
 }

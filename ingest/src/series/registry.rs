@@ -72,11 +72,22 @@ pub struct SeriesRegistryConfig {
     /// Most distinct tenants (`X-Scope-OrgID` values) whose metrics are kept; requests of further tenants
     /// are refused (429).
     pub max_tenants: u32,
+    /// Most distinct series kept at once for one tenant; a tenant at its cap gets no new series (refused
+    /// like those over `max_series`), while its known series are still accepted. 0 (the default) means
+    /// `max_series`, so a single-tenant setup is only ever bound by the global cap.
+    pub max_series_per_tenant: u64,
 }
 
 impl Default for SeriesRegistryConfig {
     fn default() -> Self {
-        Self { max_series: 5_000_000, max_tenants: 10_000 }
+        Self { max_series: 5_000_000, max_tenants: 10_000, max_series_per_tenant: 0 }
+    }
+}
+
+impl SeriesRegistryConfig {
+    /// `max_series_per_tenant` with 0 read as `max_series`.
+    pub fn series_per_tenant(&self) -> u64 {
+        if self.max_series_per_tenant == 0 { self.max_series } else { self.max_series_per_tenant }
     }
 }
 
@@ -124,6 +135,9 @@ fn shard_of(id: SeriesId) -> usize {
 pub enum RegistryError {
     #[error("series limit reached: {limit} active series (`series.max_series`)")]
     TooManySeries { limit: u64 },
+    /// The tenant's own cap; the name is the validated `X-Scope-OrgID`, safe to send back.
+    #[error("series limit reached: tenant {tenant:?} has {series} series, `series.max_series_per_tenant` = {limit}")]
+    TooManySeriesForTenant { tenant: String, series: u64, limit: u64 },
     #[error("tenant limit reached: {limit} tenants (`series.max_tenants`)")]
     TooManyTenants { limit: u32 },
 }
@@ -150,9 +164,23 @@ pub struct SeriesRegistry {
     key_bytes: AtomicU64,
     max_series: u64,
     tenants: RwLock<HashMap<Arc<str>, Tenant>>,
-    /// By tenant index.
-    tenant_names: boxcar::Vec<Arc<str>>,
+    /// By tenant index: its name and how many series it has.
+    tenant_entries: boxcar::Vec<TenantEntry>,
     max_tenants: u32,
+    max_series_per_tenant: u64,
+}
+
+#[derive(Debug)]
+struct TenantEntry {
+    name: Arc<str>,
+    /// Series registered for this tenant; only grows (the registry never forgets a series).
+    series: AtomicU64,
+}
+
+impl TenantEntry {
+    fn new(name: Arc<str>) -> Self {
+        Self { name, series: AtomicU64::new(0) }
+    }
 }
 
 impl std::fmt::Debug for SeriesRegistry {
@@ -166,8 +194,8 @@ impl SeriesRegistry {
     /// none.
     pub fn new(config: &SeriesRegistryConfig, default_tenant: &str) -> Self {
         let default: Arc<str> = Arc::from(default_tenant);
-        let tenant_names = boxcar::Vec::new();
-        tenant_names.push(Arc::clone(&default));
+        let tenant_entries = boxcar::Vec::new();
+        tenant_entries.push(TenantEntry::new(Arc::clone(&default)));
         Self {
             shards: (0..SHARDS).map(|_| RwLock::new(IdMap::default())).collect(),
             keys: boxcar::Vec::new(),
@@ -175,8 +203,9 @@ impl SeriesRegistry {
             key_bytes: AtomicU64::new(0),
             max_series: config.max_series,
             tenants: RwLock::new(HashMap::from([(default, Tenant { index: 0, seed: 0 })])),
-            tenant_names,
+            tenant_entries,
             max_tenants: config.max_tenants.max(1),
+            max_series_per_tenant: config.series_per_tenant(),
         }
     }
 
@@ -198,7 +227,7 @@ impl SeriesRegistry {
             return Err(RegistryError::TooManyTenants { limit: self.max_tenants });
         }
         let name: Arc<str> = Arc::from(name);
-        let index = self.tenant_names.push(Arc::clone(&name)) as u32;
+        let index = self.tenant_entries.push(TenantEntry::new(Arc::clone(&name))) as u32;
         // Never seed 0: that is the default tenant's.
         let tenant = Tenant { index, seed: xxhash_rust::xxh3::xxh3_64(name.as_bytes()) | 1 };
         tenants.insert(name, tenant);
@@ -207,7 +236,12 @@ impl SeriesRegistry {
 
     /// The name of the tenant with this index.
     pub fn tenant_name(&self, index: u32) -> Option<&Arc<str>> {
-        self.tenant_names.get(index as usize)
+        self.tenant_entries.get(index as usize).map(|t| &t.name)
+    }
+
+    /// How many series the tenant with this index has.
+    pub fn tenant_series(&self, index: u32) -> u64 {
+        self.tenant_entries.get(index as usize).map_or(0, |t| t.series.load(Ordering::Relaxed))
     }
 
     /// The series of an already registered label set, without registering anything.
@@ -263,6 +297,7 @@ impl SeriesRegistry {
                     if self.count.load(Ordering::Relaxed) >= self.max_series {
                         return Err(RegistryError::TooManySeries { limit: self.max_series });
                     }
+                    self.count_tenant_series(tenant)?;
                     let slot = self.keys.push((Arc::from(key), tenant.index)) as u32;
                     map.insert(h.id, Entry { check: h.check, slot, tenant: tenant.index });
                     self.count.fetch_add(1, Ordering::Relaxed);
@@ -271,6 +306,18 @@ impl SeriesRegistry {
                 }
             }
         }
+    }
+
+    /// Counts one more series for `tenant`, unless it is at `series.max_series_per_tenant`. Exact (unlike
+    /// the global count, which concurrent inserts in other shards may overshoot by a few).
+    fn count_tenant_series(&self, tenant: Tenant) -> Result<(), RegistryError> {
+        let Some(entry) = self.tenant_entries.get(tenant.index as usize) else { return Ok(()) };
+        let limit = self.max_series_per_tenant;
+        entry
+            .series
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < limit).then_some(n + 1))
+            .map(drop)
+            .map_err(|series| RegistryError::TooManySeriesForTenant { tenant: entry.name.to_string(), series, limit })
     }
 
     /// The canonical key of a series by slot: no hashing, no lock.
@@ -370,7 +417,10 @@ mod tests {
 
     #[test]
     fn limit_is_enforced() {
-        let reg = SeriesRegistry::new(&SeriesRegistryConfig { max_series: 1, max_tenants: 2 }, "anonymous");
+        let reg = SeriesRegistry::new(
+            &SeriesRegistryConfig { max_series: 1, max_tenants: 2, ..SeriesRegistryConfig::default() },
+            "anonymous",
+        );
         let t = reg.default_tenant();
         let a = reg.resolve(t, &key(&[("__name__", "a")])).unwrap();
         assert_eq!(reg.resolve(t, &key(&[("__name__", "a")])), Ok(a));
@@ -378,8 +428,57 @@ mod tests {
     }
 
     #[test]
+    fn a_tenant_at_its_cap_gets_no_new_series_and_others_are_unaffected() {
+        let config = SeriesRegistryConfig { max_series: 100, max_tenants: 3, max_series_per_tenant: 2 };
+        let reg = SeriesRegistry::new(&config, "anonymous");
+        let (a, b) = (reg.tenant("team-a").unwrap(), reg.tenant("team-b").unwrap());
+        let k = |i: u32| key(&[("__name__", "m"), ("i", &i.to_string())]);
+        let (a0, a1) = (reg.resolve(a, &k(0)).unwrap(), reg.resolve(a, &k(1)).unwrap());
+        let err = reg.resolve(a, &k(2)).unwrap_err();
+        assert_eq!(err, RegistryError::TooManySeriesForTenant { tenant: "team-a".into(), series: 2, limit: 2 });
+        assert_eq!(
+            err.to_string(),
+            "series limit reached: tenant \"team-a\" has 2 series, `series.max_series_per_tenant` = 2"
+        );
+        // The capped tenant's known series still resolve, and the refusal registered nothing.
+        assert_eq!(reg.resolve(a, &k(0)), Ok(a0));
+        assert_eq!(reg.resolve(a, &k(1)), Ok(a1));
+        assert_eq!(reg.lookup(a, &k(2)), None);
+        assert_eq!((reg.len(), reg.tenant_series(a.index())), (2, 2));
+        // Another tenant, the same label sets: its own budget.
+        for i in 0..2 {
+            reg.resolve(b, &k(i)).unwrap();
+        }
+        assert!(matches!(reg.resolve(b, &k(2)), Err(RegistryError::TooManySeriesForTenant { .. })));
+        let d = reg.default_tenant();
+        reg.resolve(d, &k(0)).unwrap();
+        assert_eq!(
+            (reg.tenant_series(a.index()), reg.tenant_series(b.index()), reg.tenant_series(d.index()), reg.len()),
+            (2, 2, 1, 5)
+        );
+    }
+
+    #[test]
+    fn the_per_tenant_cap_defaults_to_the_global_cap() {
+        let config = SeriesRegistryConfig { max_series: 3, ..SeriesRegistryConfig::default() };
+        assert_eq!(config.series_per_tenant(), 3, "0 reads as max_series");
+        assert_eq!(SeriesRegistryConfig::default().series_per_tenant(), SeriesRegistryConfig::default().max_series);
+        let reg = SeriesRegistry::new(&config, "anonymous");
+        let t = reg.default_tenant();
+        for i in 0..3 {
+            reg.resolve(t, &key(&[("__name__", "m"), ("i", &i.to_string())])).unwrap();
+        }
+        // The global cap is what a single tenant meets, with the global message.
+        assert_eq!(reg.resolve(t, &key(&[("__name__", "x")])), Err(RegistryError::TooManySeries { limit: 3 }));
+        assert_eq!(reg.tenant_series(t.index()), 3);
+    }
+
+    #[test]
     fn tenants_keep_their_series_apart() {
-        let reg = SeriesRegistry::new(&SeriesRegistryConfig { max_series: 10, max_tenants: 3 }, "anonymous");
+        let reg = SeriesRegistry::new(
+            &SeriesRegistryConfig { max_series: 10, max_tenants: 3, ..SeriesRegistryConfig::default() },
+            "anonymous",
+        );
         let k = key(&[("__name__", "up")]);
         let (default, a, b) = (reg.default_tenant(), reg.tenant("a").unwrap(), reg.tenant("b").unwrap());
         assert_eq!(reg.tenant("anonymous").unwrap(), default, "the default tenant by name is the default tenant");

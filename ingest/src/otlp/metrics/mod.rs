@@ -101,6 +101,33 @@ pub(crate) fn convert(request: &ExportMetricsServiceRequest) -> Converted {
     sink.finish()
 }
 
+/// The Prometheus samples the request's points become, as the rate limit counts them
+/// (`limits.max_samples_per_second_per_tenant`): a gauge or sum point is one, an exponential histogram
+/// point one native histogram, a classic histogram point one per bucket (`+Inf` included) plus `_count` and
+/// `_sum` (when it has one), a summary point one per quantile plus `_sum` and `_count`. Counted from the
+/// request as sent, so points later refused count too, and `target_info` does not.
+pub(crate) fn sample_count(request: &ExportMetricsServiceRequest) -> u64 {
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    let metrics = request.resource_metrics.iter().flat_map(|r| &r.scope_metrics).flat_map(|s| &s.metrics);
+    let per_metric = |data: &Data| -> usize {
+        match data {
+            Data::Gauge(g) => g.data_points.len(),
+            Data::Sum(s) => s.data_points.len(),
+            Data::ExponentialHistogram(h) => h.data_points.len(),
+            Data::Histogram(h) => h
+                .data_points
+                .iter()
+                .map(|p| {
+                    let finite = p.explicit_bounds.iter().zip(&p.bucket_counts).filter(|(b, _)| **b != f64::INFINITY);
+                    usize::from(p.sum.is_some()) + 2 + finite.count()
+                })
+                .sum(),
+            Data::Summary(s) => s.data_points.iter().map(|p| 2 + p.quantile_values.len()).sum(),
+        }
+    };
+    metrics.filter_map(|m| m.data.as_ref()).map(|d| per_metric(d) as u64).sum()
+}
+
 /// Bit pattern of Prometheus' staleness marker, a NaN that PromQL reads as "series ended here".
 const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 

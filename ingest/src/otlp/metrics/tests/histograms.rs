@@ -260,3 +260,35 @@ fn delta_exponential_histograms_are_rejected() {
     assert_eq!(out.rejected_points, 1);
     assert!(out.problems[0].starts_with(r#"metric "e": delta temporality is not supported"#));
 }
+
+// ---- what the rate limit counts -----------------------------------------------------------------
+
+#[test]
+fn sample_count_is_the_samples_the_points_become() {
+    let q = |quantile: f64, value: f64| ValueAtQuantile { quantile, value };
+    let summary = SummaryDataPoint {
+        time_unix_nano: T_NS,
+        count: 3,
+        sum: 4.0,
+        quantile_values: vec![q(0.5, 1.0), q(0.9, 2.0)],
+        ..Default::default()
+    };
+    let mut inf_bound = histogram_point();
+    inf_bound.explicit_bounds[3] = f64::INFINITY;
+    inf_bound.sum = None;
+    inf_bound.attributes = vec![kv("http.route", "/inf")];
+    let req = bare(vec![
+        gauge("g", "", vec![point(vec![kv("a", "1")], T_NS, 1.0), point(vec![kv("a", "2")], T_NS, 2.0)]),
+        sum("c", "", true, CUMULATIVE, vec![point(vec![], T_NS, 3.0)]),
+        histogram("h", "s", CUMULATIVE, vec![histogram_point(), inf_bound]),
+        metric("s", "", Data::Summary(Summary { data_points: vec![summary] })),
+        exponential("e", CUMULATIVE, vec![exp_point(0, buckets(0, &[1, 2]), None)]),
+    ]);
+    let out = run(&req);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    let converted: usize = out.series.iter().map(|s| s.samples.len() + s.histograms.len()).sum();
+    // 2 gauge + 1 sum + (4 buckets + +Inf + sum + count) + (3 finite buckets + +Inf + count) + (2 + 2) + 1.
+    assert_eq!(super::super::sample_count(&req), 2 + 1 + 7 + 5 + 4 + 1);
+    assert_eq!(super::super::sample_count(&req), converted as u64);
+    assert_eq!(super::super::sample_count(&ExportMetricsServiceRequest::default()), 0);
+}
