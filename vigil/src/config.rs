@@ -84,7 +84,8 @@ pub(crate) struct ServerConfig {
     pub(crate) grpc_listen: String,
     /// Where Vigil keeps its state on disk.
     pub(crate) data_dir: PathBuf,
-    /// How long a SIGTERM may take to drain in-flight requests and forward what is buffered.
+    /// How long a SIGTERM may take, in all: finishing in-flight requests, then forwarding what is logged
+    /// (what is not delivered by then stays in the write-ahead log for the next start).
     #[serde(with = "humantime_serde")]
     pub(crate) shutdown_timeout: Duration,
 }

@@ -1,8 +1,10 @@
 //! The one place where stages are built from a validated [`Config`] and connected.
 //!
-//! Start order: buffer and registry → forwarders (they subscribe before any write is accepted) → HTTP
-//! server. Stop order: stop accepting and finish in-flight requests → seal and close the buffer →
-//! forwarders drain what is buffered (bounded by `server.shutdown_timeout`).
+//! Start order: buffers and registry → write-ahead logs (opened and repaired) → forwarders (each resumes at
+//! its position in its log) → HTTP and gRPC servers → replay of the logs' recent part into the buffers, after
+//! which readiness turns green. Stop order, all within `server.shutdown_timeout`: stop accepting and finish
+//! in-flight requests → close the logs → forwarders deliver to the end of their log and stop (what they do
+//! not deliver in time stays in the log for the next start).
 
 use std::future::IntoFuture;
 use std::sync::Arc;
@@ -290,11 +292,25 @@ pub(crate) async fn run(
         tracing::info!("No forwarder configured: writes are kept in the buffer only (see --forward-victoriametrics).");
     }
 
-    let served = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx)).await;
-    if let Ok(Err(e)) = grpc_server.await {
-        tracing::warn!(error = %e, "The gRPC server stopped with an error.");
+    let http_server =
+        tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone())).into_future());
+    stopped(stop_rx).await;
+    // Everything from here on, in-flight requests included, fits in `server.shutdown_timeout`.
+    let deadline = tokio::time::Instant::now() + config.server.shutdown_timeout;
+    tracing::info!(timeout = ?config.server.shutdown_timeout, "Stopping: finishing in-flight requests.");
+    let mut served = Ok(());
+    match tokio::time::timeout_at(deadline, async { (http_server.await, grpc_server.await) }).await {
+        Ok((http, grpc)) => {
+            if let Ok(Err(e)) = grpc {
+                tracing::warn!(error = %e, "The gRPC server stopped with an error.");
+            }
+            if let Ok(result) = http {
+                served = result;
+            }
+        }
+        Err(_) => tracing::warn!("In-flight requests did not finish in time; they were not acknowledged."),
     }
-    tracing::info!("Stopped accepting requests; forwarding what is buffered.");
+    tracing::info!("Stopped accepting requests; forwarding what is logged.");
     readiness.stopping();
     // Everything acknowledged is in the log; closing it lets each forwarder deliver to its end and stop.
     for wal in &wals {
@@ -314,8 +330,8 @@ pub(crate) async fn run(
             f.join().await;
         }
     };
-    if tokio::time::timeout(config.server.shutdown_timeout, drain).await.is_err() {
-        tracing::warn!(timeout = ?config.server.shutdown_timeout, "Forwarders did not drain in time; undelivered data is dropped.");
+    if tokio::time::timeout_at(deadline, drain).await.is_err() {
+        tracing::warn!(timeout = ?config.server.shutdown_timeout, "Forwarders did not deliver everything in time; the rest stays in the log for the next start.");
         for f in &forwarders {
             f.abort();
         }

@@ -11,63 +11,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use prost::Message;
+use support::load::*;
 use support::*;
-use vigil_proto::prometheus as v1;
-
-const HEADERS: [(&str, &str); 3] = [
-    ("Content-Type", "application/x-protobuf"),
-    ("Content-Encoding", "snappy"),
-    ("X-Prometheus-Remote-Write-Version", "0.1.0"),
-];
-
-/// A sample a client sent: (series number, timestamp ms, value).
-type Sent = (u32, i64, f64);
-
-/// One request: `series` series of `metric`, one sample each at `ts`.
-fn request(metric: &str, series: u32, ts: i64, value: f64) -> (Bytes, Vec<Sent>) {
-    let timeseries = (0..series)
-        .map(|i| v1::TimeSeries {
-            labels: vec![
-                v1::Label { name: "__name__".into(), value: metric.into() },
-                v1::Label { name: "series".into(), value: format!("{i:04}") },
-            ],
-            samples: vec![v1::Sample { value: value + f64::from(i), timestamp: ts }],
-            ..Default::default()
-        })
-        .collect();
-    let raw = v1::WriteRequest { timeseries, metadata: vec![] }.encode_to_vec();
-    let sent = (0..series).map(|i| (i, ts, value + f64::from(i))).collect();
-    (Bytes::from(snap::raw::Encoder::new().compress_vec(&raw).unwrap()), sent)
-}
-
-/// What VictoriaMetrics holds of `metric`, as (series number, timestamp, value).
-async fn held(vm: &VictoriaMetrics, metric: &str) -> BTreeSet<(u32, i64, u64)> {
-    vm.export(&format!("{{__name__=\"{metric}\"}}"))
-        .await
-        .into_iter()
-        .flat_map(|(labels, samples)| {
-            let n: u32 = labels["series"].parse().unwrap();
-            samples.into_iter().map(move |(t, v)| (n, t, v.to_bits()))
-        })
-        .collect()
-}
-
-fn key(s: &Sent) -> (u32, i64, u64) {
-    (s.0, s.1, s.2.to_bits())
-}
-
-/// Small xorshift: the kill moments vary per run; the seed is printed so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % below
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_no_acknowledged_sample() {
@@ -97,7 +42,7 @@ async fn sigkill_under_load_loses_no_acknowledged_sample() {
                     }
                     // Unique timestamps per (round, client, request): every acknowledged sample is distinct.
                     let ts = base + i64::from(round) * 1_000_000 + i64::from(client) * 200_000 + n;
-                    let (body, sent) = request("durability_sigkill", 50, ts, (ts % 1000) as f64);
+                    let (body, sent) = write_request("durability_sigkill", 50, ts, (ts % 1000) as f64);
                     match support::request("POST", &url, &HEADERS, body).await {
                         Ok(r) if r.status == 204 => acked.lock().extend(sent),
                         Ok(_) => refused += 1,
@@ -139,44 +84,6 @@ async fn sigkill_under_load_loses_no_acknowledged_sample() {
         want.len(),
         started.elapsed()
     );
-}
-
-/// Polls `f` until it returns an empty list or `timeout`; returns the last list.
-async fn wait_for_result<T, F, Fut>(timeout: Duration, mut f: F) -> Vec<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Vec<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        let last = f().await;
-        if last.is_empty() || Instant::now() >= deadline {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Sends `requests` requests of 50 series to `url` and returns what was acknowledged, plus the first
-/// refusal (status, Retry-After, body), if any.
-async fn send(
-    url: &str,
-    metric: &str,
-    first_ts: i64,
-    requests: i64,
-) -> (Vec<Sent>, Option<(u16, Option<String>, String)>) {
-    let mut acked = Vec::new();
-    for n in 0..requests {
-        let (body, sent) = request(metric, 50, first_ts + n, n as f64);
-        let r = support::request("POST", url, &HEADERS, body).await.expect("post");
-        if r.status == 204 {
-            acked.extend(sent);
-        } else {
-            let retry = r.headers.get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
-            return (acked, Some((r.status, retry, r.text())));
-        }
-    }
-    (acked, None)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
