@@ -188,8 +188,9 @@ impl Wal {
         std::fs::create_dir_all(dir.join("cursors")).map_err(io)?;
         let mut found = segments::list(dir).map_err(io)?;
         let mut report = OpenReport { segments: found.len(), ..OpenReport::default() };
+        let mut data = Vec::new();
         for s in &mut found {
-            let (records, damage) = segments::scan(s).map_err(io)?;
+            let (records, damage) = segments::scan(s, &mut data).map_err(io)?;
             report.records += records;
             for d in damage {
                 tracing::warn!(log = signal, segment = %d.segment, offset = d.offset, bytes = d.bytes, kind = ?d.kind, "Damaged log data found at start-up; it is skipped.");

@@ -85,10 +85,12 @@ impl WalReader {
                         progressed = true;
                     }
                     Parsed::Incomplete if !reaches_end => break,
-                    // Cut off at the end of what is visible: a torn record in a closed segment.
+                    // Cut off at the end of what is visible: a torn record in a closed segment, or one whose
+                    // damaged length reaches past the end, with intact records after it.
                     Parsed::Incomplete => {
-                        self.skip(self.chunk.len() - at);
-                        at = self.chunk.len();
+                        let next = frame::resync(&self.chunk, at).unwrap_or(self.chunk.len());
+                        self.skip(next - at);
+                        at = next;
                         progressed = true;
                     }
                     Parsed::Damaged => {

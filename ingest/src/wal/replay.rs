@@ -5,6 +5,7 @@
 //! decoded with the limits of the log itself ([`IngestLimits::for_replay`]).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
@@ -49,10 +50,9 @@ pub fn metrics(
 pub fn logs(wal: &Wal, bytes: u64, until: u64, buffer: &LogsBuffer) -> Replayed {
     let limits = IngestLimits::for_replay();
     let config = LokiReceiverConfig { max_line_bytes: usize::MAX, ..LokiReceiverConfig::default() };
-    let mut staged = buffer.staged_rows();
     replay(wal, bytes, until, |entry| {
         let streams = decode_protobuf(&entry.payload, &limits).ok()?;
-        staged.reset(buffer.shard_count());
+        let mut staged = buffer.staged_rows();
         let converted = stage(streams, &entry.tenant, &config, &limits, crate::loki::now_ns(), &mut staged);
         buffer.append(&staged).ok()?;
         Some(converted.lines)
@@ -61,12 +61,11 @@ pub fn logs(wal: &Wal, bytes: u64, until: u64, buffer: &LogsBuffer) -> Replayed 
 
 /// Replays the newest `bytes` of the spans log (OTLP trace requests) before position `until` into `buffer`.
 pub fn spans(wal: &Wal, bytes: u64, until: u64, buffer: &SpansBuffer) -> Replayed {
-    let mut staged = buffer.staged_rows();
     replay(wal, bytes, until, |entry| {
         let request = ExportTraceServiceRequest::decode(&entry.payload[..]).ok()?;
         let tenant: Arc<str> = Arc::from(entry.tenant.as_str());
         let converted = crate::otlp::traces::convert_request(&request, &tenant);
-        staged.reset(buffer.shard_count());
+        let mut staged = buffer.staged_rows();
         let n = converted.len() as u64;
         for row in converted {
             staged.push(row);
@@ -78,31 +77,48 @@ pub fn spans(wal: &Wal, bytes: u64, until: u64, buffer: &SpansBuffer) -> Replaye
 
 /// Feeds every record of the newest `bytes` of `wal` that starts before `until` (the head when the
 /// process started: writes accepted since are in the buffer already) to `apply` (`None`: the record was
-/// skipped).
-fn replay(wal: &Wal, bytes: u64, until: u64, mut apply: impl FnMut(&Entry) -> Option<u64>) -> Replayed {
-    let mut reader = wal.reader_from_recent(bytes);
-    let mut records: Vec<WalRecord> = Vec::new();
-    let mut out = Replayed::default();
-    loop {
-        records.clear();
-        match reader.read(&mut records, 8 << 20) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(log = wal.signal(), error = %e, "Reading the log for replay failed; the buffer starts partly empty.");
+/// skipped), on one worker thread per core: replay is on the way to readiness, and decoding is most of it.
+/// Records of one read chunk stay in order on one worker; chunks may interleave, as two clients' requests
+/// do at ingest.
+fn replay(wal: &Wal, bytes: u64, until: u64, apply: impl Fn(&Entry) -> Option<u64> + Sync) -> Replayed {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<WalRecord>>(workers * 2);
+    let (records, rows, skipped) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let rx = rx.clone();
+            let (apply, records, rows, skipped) = (&apply, &records, &rows, &skipped);
+            scope.spawn(move || {
+                for chunk in rx {
+                    for r in &chunk {
+                        records.fetch_add(1, Ordering::Relaxed);
+                        match Entry::decode(&r.body).ok().and_then(|entry| apply(&entry)) {
+                            Some(n) => rows.fetch_add(n, Ordering::Relaxed),
+                            None => skipped.fetch_add(1, Ordering::Relaxed),
+                        };
+                    }
+                }
+            });
+        }
+        drop(rx);
+        let mut reader = wal.reader_from_recent(bytes);
+        loop {
+            let mut chunk: Vec<WalRecord> = Vec::new();
+            match reader.read(&mut chunk, 8 << 20) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(log = wal.signal(), error = %e, "Reading the log for replay failed; the buffer starts partly empty.");
+                    break;
+                }
+            }
+            let reached_until = chunk.last().is_some_and(|r| r.end >= until);
+            chunk.retain(|r| r.start < until);
+            if tx.send(chunk).is_err() || reached_until {
                 break;
             }
         }
-        for r in &records {
-            if r.start >= until {
-                return out;
-            }
-            out.records += 1;
-            match Entry::decode(&r.body).ok().and_then(|entry| apply(&entry)) {
-                Some(rows) => out.rows += rows,
-                None => out.skipped += 1,
-            }
-        }
-    }
-    out
+        drop(tx);
+    });
+    Replayed { records: records.into_inner(), rows: rows.into_inner(), skipped: skipped.into_inner() }
 }

@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::io;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::frame::{self, Parsed};
@@ -58,19 +59,24 @@ pub enum DamageKind {
     TornTail,
 }
 
-/// Scans one segment: counts its intact records and finds damaged regions. For the newest segment a cut-off
-/// record at the end is a torn tail, which the caller truncates.
-pub(crate) fn scan(segment: &Segment) -> io::Result<(u64, Vec<Damage>)> {
-    let data = fs::read(&segment.path)?;
+/// Scans one segment, read into `data` (reused across segments: a fresh 64 MiB buffer per segment spent
+/// more time in page faults than in reading), counting its intact records and finding damaged regions. A
+/// cut-off record at the end is a torn tail, which the caller truncates.
+pub(crate) fn scan(segment: &Segment, data: &mut Vec<u8>) -> io::Result<(u64, Vec<Damage>)> {
+    data.clear();
+    fs::File::open(&segment.path)?.read_to_end(data)?;
+    let data = &data[..];
     let name = segment.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let (mut at, mut records, mut damage) = (0usize, 0u64, Vec::new());
     while at < data.len() {
-        match frame::parse(&data, at) {
+        match frame::parse(data, at) {
             Parsed::Record { next, .. } => {
                 records += 1;
                 at = next;
             }
-            Parsed::Incomplete => {
+            // Cut off at the end: a torn tail, unless an intact record follows (then a damaged length made
+            // this one reach past the end, and cutting here would lose every record after it).
+            Parsed::Incomplete if frame::resync(data, at).is_none() => {
                 damage.push(Damage {
                     segment: name.clone(),
                     offset: at as u64,
@@ -79,8 +85,8 @@ pub(crate) fn scan(segment: &Segment) -> io::Result<(u64, Vec<Damage>)> {
                 });
                 break;
             }
-            Parsed::Damaged => {
-                let next = frame::resync(&data, at).unwrap_or(data.len());
+            Parsed::Incomplete | Parsed::Damaged => {
+                let next = frame::resync(data, at).unwrap_or(data.len());
                 damage.push(Damage {
                     segment: name.clone(),
                     offset: at as u64,

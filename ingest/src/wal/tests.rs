@@ -166,3 +166,41 @@ async fn a_full_queue_refuses_or_drops_the_oldest_by_policy() {
     let got = read_all(&mut consumer.reader());
     assert_eq!(got.last(), Some(&body(499)), "the newest data is kept");
 }
+
+#[tokio::test]
+async fn replay_puts_logged_lines_back_up_to_the_head_at_start() {
+    use crate::buffer::logs::LogRow;
+    use crate::buffer::{BufferConfig, LogsBuffer};
+    let dir = Dir::new("replay-logs");
+    let (wal, _) = open(&dir.0, &config(4096), &QueueConfig::default());
+    // A forwarder that delivered nothing keeps every segment (with none, delivered segments go at once).
+    let _behind = wal.consumer("loki");
+    let logs = LogsBuffer::new(BufferConfig { shards: 2, ..BufferConfig::default() });
+    let mut staged = logs.staged_rows();
+    for i in 0..40 {
+        staged.reset(logs.shard_count());
+        for j in 0..5 {
+            staged.push(LogRow {
+                timestamp_ns: 1_000 + i * 10 + j,
+                tenant: "team-a".into(),
+                body: format!("line {i}.{j}"),
+                labels: format!("{{job=\"j{}\"}}", i % 3),
+                attributes: "{}".into(),
+                ..LogRow::default()
+            });
+        }
+        wal.append(logs::record("team-a", &staged).unwrap()).unwrap().durable().await.unwrap();
+    }
+    let until = wal.head();
+    // Written after the start: already in the buffer, so not replayed.
+    wal.append(logs::record("team-a", &staged).unwrap()).unwrap().durable().await.unwrap();
+    let replayed = replay::logs(&wal, 1 << 30, until, &logs);
+    assert_eq!((replayed.records, replayed.rows, replayed.skipped), (40, 200, 0));
+    logs.seal_all();
+    let rows: usize = (0..logs.shard_count()).flat_map(|s| logs.snapshot(s)).map(|b| b.logs.num_rows()).sum();
+    assert_eq!(rows, 200);
+    // Only the newest bytes: a small budget replays fewer records.
+    let fresh = LogsBuffer::new(BufferConfig { shards: 2, ..BufferConfig::default() });
+    let some = replay::logs(&wal, 2048, until, &fresh);
+    assert!(some.records > 0 && some.records < 40, "{some:?}");
+}
