@@ -14,19 +14,34 @@ use tokio::time::Instant;
 use vigil_ingest::wal::{Consumer, Entry, WalRecord};
 
 use crate::handle::ForwarderHandle;
+use crate::send::Sender;
 use crate::telemetry::{BackendLabels, ForwardMetrics};
+use crate::tenant_requests::TenantRequests;
 
 /// Most record bytes read from the log at once.
 const READ_BYTES: usize = 8 << 20;
 
-/// A backend's step from log entries to delivered requests.
+/// A backend's step from joined log entries to delivered requests. The loop joins entries into one request
+/// per tenant ([`TenantRequests`]) and hands each to [`Deliver::send`] once it holds
+/// [`Deliver::max_rows`] rows (an entry is never split), and the rest at the flush.
 pub(crate) trait Deliver: Send + 'static {
-    /// Rows of an entry that count towards a request's size (samples, lines, spans).
-    fn rows(entry: &Entry) -> usize;
+    /// Of an entry's or a request's counts, the rows that make up its size (samples, lines, spans).
+    fn rows(counts: [u64; 3]) -> u64;
 
-    /// Encodes and delivers `entries` (never empty), retrying until the backend answers for good. The
-    /// caller commits the position once this returns.
-    fn deliver(&mut self, entries: &[Entry]) -> impl Future<Output = ()> + Send;
+    /// Most rows in one request.
+    fn max_rows(&self) -> u64;
+
+    fn requests(&mut self) -> &mut TenantRequests;
+
+    fn sender(&self) -> &Sender;
+
+    /// Delivers request `i` of [`Deliver::requests`], retrying until the backend answers for good, then
+    /// empties it for reuse.
+    fn send(&mut self, i: usize) -> impl Future<Output = ()> + Send;
+}
+
+fn entry_rows<D: Deliver>(entry: &Entry) -> u64 {
+    D::rows(entry.counts.map(u64::from))
 }
 
 /// When gathered entries are delivered.
@@ -77,7 +92,7 @@ impl<D: Deliver> Worker<D> {
             for r in &records {
                 match Entry::decode(&r.body) {
                     Ok(entry) => {
-                        self.pending_rows += D::rows(&entry);
+                        self.pending_rows += entry_rows::<D>(&entry) as usize;
                         self.pending.push(entry);
                     }
                     Err(e) => {
@@ -109,8 +124,20 @@ impl<D: Deliver> Worker<D> {
     /// Delivers everything pending, then moves the position to `position`. With nothing pending the
     /// position still moves (past skipped records).
     async fn flush(&mut self, position: u64) {
-        if !self.pending.is_empty() {
-            self.deliver.deliver(&self.pending).await;
+        for entry in &self.pending {
+            match self.deliver.requests().add(entry) {
+                Ok(i) if D::rows(self.deliver.requests().get(i).counts) >= self.deliver.max_rows() => {
+                    self.deliver.send(i).await;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(backend = self.labels.backend, url = %self.labels.url, error = %e, "A logged request did not decompress; its rows are dropped.");
+                    self.deliver.sender().count_dropped(entry_rows::<D>(entry));
+                }
+            }
+        }
+        for i in self.deliver.requests().filled() {
+            self.deliver.send(i).await;
         }
         self.pending.clear();
         self.pending_rows = 0;

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use http::HeaderMap;
-use vigil_ingest::wal::{Consumer, Entry};
+use vigil_ingest::wal::Consumer;
 
 use super::client::{CLASSIFY, headers, partial_success};
 use super::config::TempoConfig;
@@ -28,14 +28,13 @@ pub fn spawn(
         Sender::new(client, targets, config.request_timeout, config.backoff.clone(), CLASSIFY, metrics.clone());
     let limits = Limits { max_rows: config.max_spans_per_request, flush_interval: config.flush_interval };
     let labels = sender.labels().clone();
-    let sender_health = sender.health();
+    let health = sender.health();
     let deliverer = Deliverer {
         sender,
         max_spans_per_request: config.max_spans_per_request as u64,
         headers: headers(),
         requests: TenantRequests::new(false),
     };
-    let health = sender_health;
     wal_loop::spawn(consumer, &labels, &metrics, limits, deliverer).with_targets(health)
 }
 
@@ -47,33 +46,30 @@ struct Deliverer {
 }
 
 impl Deliver for Deliverer {
-    fn rows(entry: &Entry) -> usize {
-        entry.counts[0] as usize
+    fn rows(counts: [u64; 3]) -> u64 {
+        counts[0]
     }
 
-    /// Sends `entries` in requests of one tenant each, a request going out once it holds
-    /// `max_spans_per_request` spans (an entry is never split).
-    async fn deliver(&mut self, entries: &[Entry]) {
-        for entry in entries {
-            match self.requests.add(entry) {
-                Ok(i) if self.requests.get(i).counts[0] >= self.max_spans_per_request => self.send(i).await,
-                Ok(_) => {}
-                Err(e) => {
-                    // Raw payloads are copied as they are; this cannot happen.
-                    tracing::error!(url = %self.sender.labels().url, error = %e, "A logged request could not be read; its spans are dropped.");
-                    self.sender.count_dropped(u64::from(entry.counts[0]));
-                }
-            }
-        }
-        for i in self.requests.filled() {
-            self.send(i).await;
-        }
+    fn max_rows(&self) -> u64 {
+        self.max_spans_per_request
+    }
+
+    fn requests(&mut self) -> &mut TenantRequests {
+        &mut self.requests
+    }
+
+    fn sender(&self) -> &Sender {
+        &self.sender
+    }
+
+    /// Delivers request `i`, retrying until the backend answers for good, then empties it for reuse.
+    async fn send(&mut self, i: usize) {
+        self.send_request(i).await;
     }
 }
 
 impl Deliverer {
-    /// Delivers request `i`, retrying until the backend answers for good, then empties it for reuse.
-    async fn send(&mut self, i: usize) {
+    async fn send_request(&mut self, i: usize) {
         let request = self.requests.take(i);
         let spans = request.counts[0];
         let body = Bytes::copy_from_slice(&request.raw);

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use http::HeaderMap;
-use vigil_ingest::wal::{Consumer, Entry};
+use vigil_ingest::wal::Consumer;
 
 use super::client::{CLASSIFY, headers};
 use super::config::VictoriaMetricsConfig;
@@ -28,14 +28,13 @@ pub fn spawn(
         Sender::new(client, targets, config.request_timeout, config.backoff.clone(), CLASSIFY, metrics.clone());
     let limits = Limits { max_rows: config.max_samples_per_request, flush_interval: config.flush_interval };
     let labels = sender.labels().clone();
-    let sender_health = sender.health();
+    let health = sender.health();
     let deliverer = Deliverer {
         sender,
-        max_samples_per_request: config.max_samples_per_request,
+        max_samples_per_request: config.max_samples_per_request as u64,
         headers: headers(),
         requests: TenantRequests::new(true),
     };
-    let health = sender_health;
     wal_loop::spawn(consumer, &labels, &metrics, limits, deliverer).with_targets(health)
 }
 
@@ -46,45 +45,37 @@ fn rows(counts: &[u64; 3]) -> u64 {
 
 struct Deliverer {
     sender: Sender,
-    max_samples_per_request: usize,
+    max_samples_per_request: u64,
     headers: HeaderMap,
     requests: TenantRequests,
 }
 
 impl Deliver for Deliverer {
-    fn rows(entry: &Entry) -> usize {
-        (entry.counts[0] + entry.counts[2]) as usize
+    fn rows(counts: [u64; 3]) -> u64 {
+        rows(&counts)
     }
 
-    /// Sends `entries` in requests of one tenant each, a request going out once it holds
-    /// `max_samples_per_request` rows (an entry is never split, so one large entry makes a larger request).
-    async fn deliver(&mut self, entries: &[Entry]) {
-        for entry in entries {
-            match self.requests.add(entry) {
-                Ok(i) if rows(&self.requests.get(i).counts) >= self.max_samples_per_request as u64 => {
-                    self.send(i).await;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(url = %self.sender.labels().url, error = %e, "A logged request did not decompress; its samples are dropped.");
-                    self.sender.count_dropped(Self::rows(entry) as u64);
-                }
-            }
-        }
-        for i in self.requests.filled() {
-            self.send(i).await;
-        }
+    fn max_rows(&self) -> u64 {
+        self.max_samples_per_request
     }
-}
 
-impl Deliverer {
+    fn requests(&mut self) -> &mut TenantRequests {
+        &mut self.requests
+    }
+
+    fn sender(&self) -> &Sender {
+        &self.sender
+    }
+
     /// Compresses and delivers request `i`, then empties it for reuse.
     async fn send(&mut self, i: usize) {
         let request = self.requests.take(i);
         self.send_request(&request).await;
         self.requests.put_back(i, request);
     }
+}
 
+impl Deliverer {
     async fn send_request(&mut self, request: &TenantRequest) {
         let url = &self.sender.labels().url;
         let [samples, exemplars, histograms] = request.counts;
