@@ -204,3 +204,78 @@ async fn sigterm_finishes_in_flight_work_within_its_deadline_and_the_next_start_
     assert_eq!(held.len(), want.len(), "duplicates or strays in VictoriaMetrics");
     assert_eq!(held, want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_and_spans_acknowledged_while_their_backends_are_down_survive_sigkill() {
+    let dir = TempDir::new("logs-spans-kill");
+    let (loki_port, tempo_port) = (free_port(), free_port());
+    let args = [
+        "--forward-loki".to_string(),
+        format!("http://127.0.0.1:{loki_port}/loki/api/v1/push"),
+        "--forward-tempo".into(),
+        format!("http://127.0.0.1:{tempo_port}/v1/traces"),
+    ];
+    let mut vigil = Vigil::start_as("vigil-before", &dir.0, &args).await;
+    let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let mut lines = BTreeSet::new();
+    let mut spans = BTreeSet::new();
+    for i in 0..30u32 {
+        let line = format!("line {i}");
+        let push = serde_json::json!({"streams": [{"stream": {"job": "kill-test"}, "values": [[format!("{}", now_ns + u128::from(i)), line]]}]});
+        let r = request(
+            "POST",
+            &vigil.url("/loki/api/v1/push"),
+            &[("Content-Type", "application/json"), ("X-Scope-OrgID", "team-l")],
+            push.to_string().into(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 204, "{}", r.text());
+        lines.insert(line);
+        let span_id = format!("{:016x}", 0x1000 + i);
+        let trace = serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
+            "traceId": "5b8efff798038103d269b633813fc60c", "spanId": span_id, "name": "op",
+            "startTimeUnixNano": format!("{now_ns}"), "endTimeUnixNano": format!("{}", now_ns + 1000)}]}]}]});
+        let r = request(
+            "POST",
+            &vigil.url("/v1/traces"),
+            &[("Content-Type", "application/json")],
+            trace.to_string().into(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        spans.insert(span_id);
+    }
+    vigil.proc.kill9();
+
+    let (loki, _) = stubs::loki_on(loki_port).await;
+    let (tempo, _) = stubs::tempo_on(tempo_port).await;
+    let _vigil = Vigil::start_as("vigil-after", &dir.0, &args).await;
+    let got_lines = || -> BTreeSet<String> {
+        let requests = loki.requests.lock().unwrap();
+        requests
+            .iter()
+            .flat_map(|(_, r)| r.streams.iter())
+            .flat_map(|s| s.entries.iter())
+            .map(|e| e.line.clone())
+            .collect()
+    };
+    let got_spans = || -> BTreeSet<String> {
+        let requests = tempo.requests.lock().unwrap();
+        requests
+            .iter()
+            .flat_map(|(_, r)| r.resource_spans.iter())
+            .flat_map(|rs| rs.scope_spans.iter())
+            .flat_map(|ss| ss.spans.iter())
+            .map(|s| s.span_id.iter().map(|b| format!("{b:02x}")).collect())
+            .collect()
+    };
+    wait_for("every acknowledged line and span to arrive", Duration::from_secs(30), || {
+        let done = got_lines() == lines && got_spans() == spans;
+        async move { done.then_some(()) }
+    })
+    .await;
+    let tenants: BTreeSet<_> = loki.requests.lock().unwrap().iter().map(|(t, _)| t.clone()).collect();
+    assert_eq!(tenants, BTreeSet::from([Some("team-l".to_string())]));
+}

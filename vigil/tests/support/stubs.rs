@@ -53,7 +53,11 @@ async fn remote_write_receive(State(rx): State<Arc<Received<WriteRequest>>>, bod
 }
 
 async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve_on(app, 0).await
+}
+
+async fn serve_on(app: Router, port: u16) -> String {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{addr}")
@@ -61,16 +65,26 @@ async fn serve(app: Router) -> String {
 
 /// A Loki push endpoint; returns what it received and its full push URL.
 pub async fn loki() -> (Arc<Received<PushRequest>>, String) {
+    loki_on(0).await
+}
+
+/// [`loki`] on a given port (0: any), for a destination configured before it runs.
+pub async fn loki_on(port: u16) -> (Arc<Received<PushRequest>>, String) {
     let rx = Arc::new(Received::default());
-    let url = serve(Router::new().route("/loki/api/v1/push", post(loki_push)).with_state(Arc::clone(&rx))).await;
-    (rx, format!("{url}/loki/api/v1/push"))
+    let app = Router::new().route("/loki/api/v1/push", post(loki_push)).with_state(Arc::clone(&rx));
+    (rx, format!("{}/loki/api/v1/push", serve_on(app, port).await))
 }
 
 /// A Tempo OTLP/HTTP traces endpoint; returns what it received and its full URL.
 pub async fn tempo() -> (Arc<Received<ExportTraceServiceRequest>>, String) {
+    tempo_on(0).await
+}
+
+/// [`tempo`] on a given port (0: any).
+pub async fn tempo_on(port: u16) -> (Arc<Received<ExportTraceServiceRequest>>, String) {
     let rx = Arc::new(Received::default());
-    let url = serve(Router::new().route("/v1/traces", post(tempo_traces)).with_state(Arc::clone(&rx))).await;
-    (rx, format!("{url}/v1/traces"))
+    let app = Router::new().route("/v1/traces", post(tempo_traces)).with_state(Arc::clone(&rx));
+    (rx, format!("{}/v1/traces", serve_on(app, port).await))
 }
 
 /// A remote-write 1.0 receiver (for data VictoriaMetrics would not keep, such as samples older than its
