@@ -123,9 +123,18 @@ pub(crate) async fn run(
             segments = report.segments,
             records = report.records,
             damaged = report.damage.len(),
-            "Write-ahead log opened."
+            "Write-ahead log opened (newest segment checked)."
         );
-        Ok(Arc::new(wal))
+        let wal = Arc::new(wal);
+        let verify = Arc::clone(&wal);
+        std::thread::Builder::new()
+            .name(format!("wal-verify-{signal}"))
+            .spawn(move || {
+                let damaged = verify.verify_sealed_segments().len();
+                tracing::info!(log = signal, damaged, "Checked the log's older segments.");
+            })
+            .map_err(|source| RunError::Wal(vigil_ingest::wal::OpenError::new(&dir, source)))?;
+        Ok(wal)
     };
     let (metrics_wal, logs_wal, spans_wal) = (open_wal("metrics")?, open_wal("logs")?, open_wal("spans")?);
     // Replay stops here: what is written from now on goes into the buffers directly.

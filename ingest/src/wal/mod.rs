@@ -63,11 +63,19 @@ pub struct OpenError {
     source: std::io::Error,
 }
 
+impl OpenError {
+    pub fn new(dir: &Path, source: std::io::Error) -> Self {
+        Self { dir: dir.to_owned(), source }
+    }
+}
+
 /// What start-up found: intact records, and damage repaired or skipped.
 #[derive(Debug, Clone, Default)]
 pub struct OpenReport {
     pub segments: usize,
+    /// Intact records in the newest segment.
     pub records: u64,
+    /// Damage in the newest segment (the older ones: [`Wal::verify_sealed_segments`]).
     pub damage: Vec<Damage>,
 }
 
@@ -166,6 +174,8 @@ pub struct Wal {
     thread: Mutex<Option<JoinHandle<()>>>,
     /// When the last `drop_oldest` was logged (logged once per interval).
     last_drop_log: Mutex<Option<std::time::Instant>>,
+    /// Segments before the newest one at start-up, not yet checked.
+    sealed_at_open: Mutex<Vec<Segment>>,
 }
 
 impl std::fmt::Debug for Wal {
@@ -175,8 +185,8 @@ impl std::fmt::Debug for Wal {
 }
 
 impl Wal {
-    /// Opens (or creates) the log in `dir`: scans every segment, cuts torn tails off, reports damage, and
-    /// starts a new segment at the end. `total_bytes` is shared by all logs of the process.
+    /// Opens (or creates) the log in `dir`: scans the newest segment, cuts a torn tail off, reports damage,
+    /// and starts a new segment at the end (the older segments: [`Wal::verify_sealed_segments`]). `total_bytes` is shared by all logs of the process.
     pub fn open(
         dir: &Path,
         signal: &'static str,
@@ -188,9 +198,18 @@ impl Wal {
         std::fs::create_dir_all(dir.join("cursors")).map_err(io)?;
         let mut found = segments::list(dir).map_err(io)?;
         let mut report = OpenReport { segments: found.len(), ..OpenReport::default() };
-        let mut data = Vec::new();
-        for s in &mut found {
-            let (records, damage) = segments::scan(s, &mut data).map_err(io)?;
+        // Empty segments are only clutter (each start makes a new one).
+        found.retain(|s| {
+            if s.len == 0 {
+                let _ = std::fs::remove_file(&s.path);
+            }
+            s.len > 0
+        });
+        // Only the newest segment can end in a record cut off by a crash: it is scanned and repaired now.
+        // The older ones were complete when the writer moved on; checking them is left to
+        // [`Wal::verify_sealed_segments`], off the way to readiness (readers check every record anyway).
+        if let Some(s) = found.last_mut() {
+            let (records, damage) = segments::scan(s, &mut Vec::new()).map_err(io)?;
             report.records += records;
             for d in damage {
                 tracing::warn!(log = signal, segment = %d.segment, offset = d.offset, bytes = d.bytes, kind = ?d.kind, "Damaged log data found at start-up; it is skipped.");
@@ -205,13 +224,7 @@ impl Wal {
                 report.damage.push(d);
             }
         }
-        // Empty segments are only clutter (each start makes a new one).
-        found.retain(|s| {
-            if s.len == 0 {
-                let _ = std::fs::remove_file(&s.path);
-            }
-            s.len > 0
-        });
+        let sealed = found.iter().rev().skip(1).rev().cloned().collect();
         let segments_end = found.last().map_or(0, Segment::end);
         let positions: Vec<(String, u64)> = std::fs::read_dir(dir.join("cursors"))
             .map_err(io)?
@@ -260,6 +273,7 @@ impl Wal {
             tx: RwLock::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
             last_drop_log: Mutex::new(None),
+            sealed_at_open: Mutex::new(sealed),
         };
         Ok((wal, report))
     }
@@ -311,6 +325,27 @@ impl Wal {
             .or(segments.last())
             .map_or(head, |s| s.start);
         WalReader::new(Arc::clone(&self.shared), start)
+    }
+
+    /// Checks the segments that were complete at start-up (once; later calls find nothing), logging and
+    /// returning what is damaged. Readers step over damage anyway; this reports it without waiting for a
+    /// forwarder to get there. A segment deleted meanwhile (delivered) is passed over.
+    pub fn verify_sealed_segments(&self) -> Vec<Damage> {
+        let sealed = std::mem::take(&mut *self.sealed_at_open.lock());
+        let (mut data, mut found) = (Vec::new(), Vec::new());
+        for s in &sealed {
+            match segments::scan(s, &mut data) {
+                Ok((_, damage)) => found.extend(damage),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(log = self.shared.signal, segment = %s.path.display(), error = %e, "Could not check a log segment.");
+                }
+            }
+        }
+        for d in &found {
+            tracing::warn!(log = self.shared.signal, segment = %d.segment, offset = d.offset, bytes = d.bytes, kind = ?d.kind, "Damaged log data found at start-up; it is skipped.");
+        }
+        found
     }
 
     /// Whether a new write may come in, applying `wal.full_policy` when the log or a consumer's queue is
