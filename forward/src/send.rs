@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
 
-use crate::breaker::{BreakerConfig, TargetHealth};
+use crate::breaker::{BreakerConfig, BreakerState, TargetHealth};
 use crate::http::HttpClient;
 use crate::redact_url;
 use crate::retry::{Backoff, BackoffConfig, SendOutcome};
@@ -118,10 +118,17 @@ impl Sender {
         self.metrics.dropped_samples.get_or_create(self.labels()).inc_by(rows);
     }
 
+    /// Counts an attempt's outcome and shows the URL's breaker state after it.
     fn count_request(&self, target: usize, outcome: &'static str) {
-        let t = &self.targets[target].labels;
-        let labels = OutcomeLabels { backend: t.backend, url: t.url.clone(), outcome };
+        let t = &self.targets[target];
+        let labels = OutcomeLabels { backend: t.labels.backend, url: t.labels.url.clone(), outcome };
         self.metrics.requests.get_or_create(&labels).inc();
+        let state = match t.health.state() {
+            BreakerState::Closed => 0,
+            BreakerState::Open => 1,
+            BreakerState::HalfOpen => 2,
+        };
+        self.metrics.breaker_state.get_or_create(&t.labels).set(state);
     }
 
     /// The first URL whose breaker lets a request through, or how long until one does.
@@ -172,20 +179,20 @@ impl Sender {
             let started = Instant::now();
             match self.post_once(&uri, headers, tenant, body.clone()).await {
                 (SendOutcome::Delivered, answer) => {
-                    self.count_request(i, "delivered");
                     self.targets[i].health.delivered();
+                    self.count_request(i, "delivered");
                     let labels = &self.targets[i].labels;
                     self.metrics.duration.get_or_create(labels).observe(started.elapsed().as_secs_f64());
                     return Fate::Delivered { answer };
                 }
                 (SendOutcome::Rejected { status, message }, _) => {
-                    self.count_request(i, "rejected");
                     self.targets[i].health.rejected(format!("HTTP {status}: {message}"));
+                    self.count_request(i, "rejected");
                     return Fate::Rejected { status, message };
                 }
                 (SendOutcome::Retry { reason, after }, _) => {
-                    self.count_request(i, "retry");
                     let opened = self.targets[i].health.failed(reason.clone());
+                    self.count_request(i, "retry");
                     let url = &self.targets[i].labels.url;
                     if opened && self.targets.len() > 1 {
                         // Failover: the next attempt goes to a standby right away.

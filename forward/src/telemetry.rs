@@ -31,6 +31,8 @@ pub struct ForwardMetrics {
     pub duration: Family<BackendLabels, Histogram>,
     /// Bytes of write-ahead log acknowledged but not yet delivered to a backend.
     pub queue_bytes: Family<BackendLabels, Gauge>,
+    /// Per URL: 0 closed, 1 open, 2 half-open (a probe is on its way).
+    pub breaker_state: Family<BackendLabels, Gauge>,
 }
 
 impl ForwardMetrics {
@@ -43,6 +45,7 @@ impl ForwardMetrics {
             requests: Family::default(),
             duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_5, 2.0, 16))),
             queue_bytes: Family::default(),
+            breaker_state: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("vigil_forward");
         r.register("samples", "Samples delivered to a backend", m.samples.clone());
@@ -56,6 +59,11 @@ impl ForwardMetrics {
         );
         r.register("request_duration_seconds", "Time a backend took to answer", m.duration.clone());
         r.register("queue_bytes", "Log bytes acknowledged but not yet delivered to a backend", m.queue_bytes.clone());
+        r.register(
+            "breaker_state",
+            "Circuit breaker of a backend URL: 0 closed, 1 open, 2 half-open",
+            m.breaker_state.clone(),
+        );
         m
     }
 }

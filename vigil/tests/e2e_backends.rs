@@ -74,6 +74,9 @@ async fn failover_goes_to_the_standby_while_the_primary_is_down_and_back_to_the_
     assert!(targets[0]["last_error"].as_str().unwrap().contains("connection"), "{ready}");
     assert_eq!(targets[1]["breaker"], "closed", "{ready}");
     assert_eq!(ready["status"], "ready", "a backend down is not Vigil unready: {ready}");
+    let exposition = vigil.metrics().await;
+    let breaker = |url: String| metric_sum(&exposition, "vigil_forward_breaker_state", &[&format!("url=\"{url}\"")]);
+    assert_eq!((breaker(primary.write_url()), breaker(standby.write_url())), (1.0, 0.0), "{exposition}");
 
     // Primary back: after a probe, new data goes to it again.
     primary = VictoriaMetrics::start_on(&primary_dir, primary.port).await;
