@@ -84,7 +84,24 @@ impl<D: Deliver> Worker<D> {
         loop {
             self.queue_bytes.set(i64::try_from(self.consumer.lag_bytes()).unwrap_or(i64::MAX));
             records.clear();
-            if let Err(e) = reader.read(&mut records, READ_BYTES) {
+            // File reads (up to READ_BYTES; from disk when the backend is far behind) leave the async
+            // workers free: ingest and the other forwarders run on them.
+            let read = tokio::task::spawn_blocking(move || {
+                let result = reader.read(&mut records, READ_BYTES);
+                (reader, records, result)
+            })
+            .await;
+            let result;
+            (reader, records, result) = match read {
+                Ok(done) => done,
+                Err(e) => {
+                    // The closure does not panic (bad bytes are skipped, not unwrapped); if it ever did, the
+                    // worker stops and its position stays where delivery ended.
+                    tracing::error!(backend = self.labels.backend, url = %self.labels.url, error = %e, "Reading the log failed for good; this forwarder stops.");
+                    return;
+                }
+            };
+            if let Err(e) = result {
                 tracing::error!(backend = self.labels.backend, url = %self.labels.url, error = %e, "Reading the log failed; retrying in a second.");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
