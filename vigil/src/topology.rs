@@ -69,8 +69,9 @@ impl Wiring {
         };
         for group in groups {
             let targets = group.iter().map(C::target).collect::<Result<Vec<_>, _>>().map_err(RunError::Forwarder)?;
-            let urls: Vec<&str> = group.iter().map(C::url).collect();
-            let consumer = wal.consumer(&consumer_name(kind, &urls.join(" ")));
+            // Named by the primary alone: adding or changing standbys, or switching between `replicate` and
+            // `failover`, keeps the primary's position (and so its backlog).
+            let consumer = wal.consumer(&consumer_name(kind, group[0].url()));
             let handle = start(&group[0], targets, consumer.clone());
             self.backends.push(BackendStatus {
                 kind,
