@@ -1,4 +1,9 @@
-//! Vigil's detect stage: streaming anomaly detectors over the columnar buffer.
+//! Vigil's detect stage: anomaly detectors over the columnar buffer (issue 5).
 //!
-//! Not built yet (issue 5). Detectors will read the metrics buffer through lossy subscriptions
-//! (`vigil_ingest::buffer::SubscriptionMode::Lossy`) and write scores back into the metrics path.
+//! Built so far: the [`iforest`] isolation forest (with linfa's `Fit`/`Predict`) and [`roc::auroc`] to
+//! judge detectors on labelled data. The streaming detectors will read the metrics buffer through lossy
+//! subscriptions (`vigil_ingest::buffer::SubscriptionMode::Lossy`) and write scores back into the
+//! metrics path.
+
+pub mod iforest;
+pub mod roc;
