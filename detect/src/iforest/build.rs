@@ -1,6 +1,6 @@
 //! Growing the trees.
 
-use super::{IsolationForest, IsolationForestValidParams, average_path_length};
+use super::{IsolationForest, IsolationForestValidParams, Split, average_path_length};
 
 /// Grows the forest. The caller has checked the shape, that there are at least 2 rows and that every
 /// value is finite.
@@ -13,14 +13,12 @@ pub(super) fn grow_forest(
     let psi = params.sample_size.min(n_rows);
     // ceil(log2 ψ) for ψ ≥ 2.
     let depth = usize::BITS - (psi - 1).leading_zeros();
-    let n_split = (1usize << depth) - 1;
-    let n_leaf = n_split + 1;
+    let slots = 1usize << depth;
     let n_trees = params.n_trees;
 
-    // Untouched split slots keep +∞: pass-through, every row goes left.
-    let mut features = vec![0u32; n_trees * n_split];
-    let mut thresholds = vec![f64::INFINITY; n_trees * n_split];
-    let mut leaf_paths = vec![0.0; n_trees * n_leaf];
+    // Untouched split slots stay pass-through: every row goes left.
+    let mut splits = vec![Split::PASS; n_trees * slots];
+    let mut leaf_paths = vec![0.0; n_trees * slots];
 
     let mut rng = fastrand::Rng::with_seed(params.seed);
     // A running permutation of the row indices: a partial Fisher–Yates over its first ψ slots draws a
@@ -32,11 +30,7 @@ pub(super) fn grow_forest(
     let mut ids: Vec<u32> = Vec::with_capacity(psi);
     let mut attrs: Vec<usize> = (0..d).collect();
 
-    let trees = features
-        .chunks_exact_mut(n_split)
-        .zip(thresholds.chunks_exact_mut(n_split))
-        .zip(leaf_paths.chunks_exact_mut(n_leaf));
-    for ((features, thresholds), leaf_paths) in trees {
+    for (splits, leaf_paths) in splits.chunks_exact_mut(slots).zip(leaf_paths.chunks_exact_mut(slots)) {
         for i in 0..psi {
             let j = rng.usize(i..n_rows);
             perm.swap(i, j);
@@ -46,21 +40,20 @@ pub(super) fn grow_forest(
         ids.clear();
         // ψ ≤ MAX_SAMPLE_SIZE, so local indices fit in u32.
         ids.extend(0..psi as u32);
-        let mut grower =
-            Grower { sample: &sample, d, depth, features, thresholds, leaf_paths, rng: &mut rng, attrs: &mut attrs };
-        grower.grow(0, 0, &mut ids);
+        let mut grower = Grower { sample: &sample, d, depth, splits, leaf_paths, rng: &mut rng, attrs: &mut attrs };
+        grower.grow(1, 0, &mut ids);
     }
 
     let norm = 1.0 / (n_trees as f64 * average_path_length(psi));
-    IsolationForest { n_features: d, n_trees, sample_size: psi, depth, features, thresholds, leaf_paths, norm }
+    IsolationForest { n_features: d, n_trees, sample_size: psi, depth, splits, leaf_paths, norm }
 }
 
 struct Grower<'a> {
     sample: &'a [f64],
     d: usize,
     depth: u32,
-    features: &'a mut [u32],
-    thresholds: &'a mut [f64],
+    /// This tree's split slots, heap-numbered from 1 (slot 0 unused).
+    splits: &'a mut [Split],
     leaf_paths: &'a mut [f64],
     rng: &'a mut fastrand::Rng,
     /// A permutation of the attributes; its first `k` entries are the candidates still untried in a
@@ -101,25 +94,23 @@ impl Grower<'_> {
         if !(split >= lo && split < hi) {
             split = lo;
         }
-        self.features[node] = attr as u32;
-        self.thresholds[node] = split;
+        self.splits[node] = Split { threshold: split, feature: attr as u32 };
 
         let d = self.d;
         let sample = self.sample;
         let n_left = partition(ids, |&i| sample[i as usize * d + attr] <= split);
         let (left, right) = ids.split_at_mut(n_left);
-        self.grow(2 * node + 1, level + 1, left);
-        self.grow(2 * node + 2, level + 1, right);
+        self.grow(2 * node, level + 1, left);
+        self.grow(2 * node + 1, level + 1, right);
     }
 
     /// Ends a branch: its rows reach the bottom slot down the leftmost path of pass-through splits.
     fn leaf(&mut self, node: usize, level: u32, size: usize) {
-        let n_split = self.thresholds.len();
         let mut slot = node;
-        while slot < n_split {
-            slot = 2 * slot + 1;
+        while slot < self.splits.len() {
+            slot *= 2;
         }
-        self.leaf_paths[slot - n_split] = f64::from(level) + average_path_length(size);
+        self.leaf_paths[slot - self.splits.len()] = f64::from(level) + average_path_length(size);
     }
 
     fn range(&self, attr: usize, ids: &[u32]) -> (f64, f64) {

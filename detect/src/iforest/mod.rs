@@ -10,12 +10,13 @@
 //! [`IsolationForest::score_into`]) for the hot path, and linfa's `Fit` / `Predict` for linfa
 //! datasets (`Predict` gives the scores as an `Array1<f64>`).
 //!
-//! Layout: a tree is stored as a *complete* binary tree of depth ceil(log2 ψ) (node i has children
-//! 2i+1, 2i+2); a leaf above the bottom becomes a chain of pass-through splits (threshold +∞, so every
-//! row goes left) ending in the bottom slot that holds its path length. Every row then takes exactly
-//! `depth` steps with no leaf test, and the step is branch-free, so several rows can walk one tree in
-//! lockstep and their loads overlap. Since 2^ceil(log2 ψ) < 2ψ this costs at most about twice the nodes
-//! of a pointer tree. All trees live in three flat arrays (split feature, threshold, leaf path length).
+//! Layout: a tree is stored as a *complete* binary tree of depth ceil(log2 ψ), heap-numbered from 1
+//! (node i has children 2i and 2i+1, so a step is `i = 2i + went_right`); a leaf above the bottom
+//! becomes a chain of pass-through splits (threshold +∞, so every row goes left) ending in the bottom
+//! slot that holds its path length. Every row then takes exactly `depth` steps with no leaf test, and
+//! the step is branch-free, so several rows can walk one tree in lockstep and their loads overlap.
+//! Since 2^ceil(log2 ψ) < 2ψ this costs at most about twice the nodes of a pointer tree. All trees live
+//! in two flat arrays: split slots (feature and threshold side by side) and leaf path lengths.
 
 mod build;
 mod params;
@@ -33,8 +34,11 @@ const EULER_GAMMA: f64 = 0.577_215_664_9;
 /// keep their node indices in registers.
 const LANES: usize = 8;
 
-/// Rows scored per pass over the forest: one tree (about 5 KiB at ψ = 256) and this block of rows
-/// (a few KiB at ten features) stay in L1 while the block walks the tree.
+/// Values (8 bytes each) in the transposed block of rows that walks one tree at a time: 16 KiB, so
+/// the block and one tree (6 KiB at ψ = 256) stay in L1. A power of two, for the index mask.
+const TRANSPOSED: usize = 2048;
+
+/// Rows per pass over the forest when a row is too wide for [`TRANSPOSED`] (over 256 features).
 const BLOCK_ROWS: usize = 128;
 
 /// c(n): the average path length of an unsuccessful search in a binary search tree of n keys, which
@@ -54,6 +58,18 @@ pub fn average_path_length(n: usize) -> f64 {
     }
 }
 
+/// One split slot. Attribute and value side by side: one load brings both.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Split {
+    /// A row goes right iff `x[feature] > threshold`; +∞ makes a pass-through slot.
+    threshold: f64,
+    feature: u32,
+}
+
+impl Split {
+    const PASS: Self = Self { threshold: f64::INFINITY, feature: 0 };
+}
+
 /// A fitted isolation forest. Scores are in (0, 1]; higher is more anomalous.
 #[derive(Clone, PartialEq)]
 pub struct IsolationForest {
@@ -61,11 +77,10 @@ pub struct IsolationForest {
     n_trees: usize,
     sample_size: usize,
     depth: u32,
-    /// Split attribute of every split slot, `n_trees × (2^depth − 1)`, tree after tree.
-    features: Vec<u32>,
-    /// Split value of every split slot (row goes right iff `x > threshold`); +∞ for pass-through.
-    thresholds: Vec<f64>,
-    /// Depth + c(size) of the leaf reaching each bottom slot, `n_trees × 2^depth`.
+    /// Split slots, `2^depth` per tree, tree after tree; slot 0 of each is unused, which makes a tree's
+    /// slots a power of two so that `index & (2^depth − 1)` needs no bounds check.
+    splits: Vec<Split>,
+    /// Depth + c(size) of the leaf reaching each bottom slot, `2^depth` per tree.
     leaf_paths: Vec<f64>,
     /// 1 / (n_trees · c(ψ)): turns a row's summed path lengths into the exponent's E[h] / c(ψ).
     norm: f64,
@@ -153,57 +168,108 @@ impl IsolationForest {
     /// The scoring kernel. Needs `rows.len() == out.len() * n_features`; any values are memory-safe
     /// (NaN goes right at every split and still lands on a leaf).
     pub(crate) fn score_unchecked(&self, rows: &[f64], out: &mut [f64]) {
-        let d = self.n_features;
-        let n_split = (1usize << self.depth) - 1;
-        let n_leaf = n_split + 1;
-        out.fill(0.0);
-        for (block, block_out) in rows.chunks(BLOCK_ROWS * d).zip(out.chunks_mut(BLOCK_ROWS)) {
-            let trees = self
-                .features
-                .chunks_exact(n_split)
-                .zip(self.thresholds.chunks_exact(n_split))
-                .zip(self.leaf_paths.chunks_exact(n_leaf));
-            for ((features, thresholds), leaf_paths) in trees {
-                let tree = Tree { features, thresholds, leaf_paths, depth: self.depth };
-                let mut lanes = block.chunks_exact(LANES * d);
-                let mut lanes_out = block_out.chunks_exact_mut(LANES);
-                for (rows8, out8) in (&mut lanes).zip(&mut lanes_out) {
-                    tree.walk::<LANES>(rows8, d, out8);
-                }
-                for (row, o) in lanes.remainder().chunks_exact(d).zip(lanes_out.into_remainder()) {
-                    tree.walk::<1>(row, d, std::slice::from_mut(o));
-                }
-            }
+        // A constant slot count lets the compiler drop the slot bounds checks (index & (N − 1)) and
+        // unroll the descent; ψ = 256 (depth 8) is the paper's and the default.
+        match self.depth {
+            7 => self.score_blocks::<128>(rows, out),
+            8 => self.score_blocks::<256>(rows, out),
+            9 => self.score_blocks::<512>(rows, out),
+            _ => self.score_blocks::<0>(rows, out),
         }
         for o in out.iter_mut() {
             *o = (-*o * self.norm).exp2();
         }
     }
+
+    /// Sums every row's path lengths over the trees into `out`. `N` is the slots per tree, or 0 for
+    /// "not known at compile time".
+    fn score_blocks<const N: usize>(&self, rows: &[f64], out: &mut [f64]) {
+        let d = self.n_features;
+        // A constant chunk length makes each tree's slice length known, so slot indexing is unchecked.
+        let slots = if N == 0 { 1usize << self.depth } else { N };
+        let trees =
+            || {
+                self.splits
+                    .chunks_exact(slots)
+                    .zip(self.leaf_paths.chunks_exact(slots))
+                    .map(|(splits, leaf_paths)| Tree::<N> { splits, leaf_paths, depth: self.depth })
+            };
+        out.fill(0.0);
+
+        let group = LANES * d;
+        let block_groups = TRANSPOSED / group;
+        if block_groups == 0 {
+            // Too many features for the transposed buffer: read the rows where they are.
+            for (block, block_out) in rows.chunks(BLOCK_ROWS * d).zip(out.chunks_mut(BLOCK_ROWS)) {
+                for tree in trees() {
+                    let mut lanes_out = block_out.chunks_exact_mut(LANES);
+                    for (rows8, out8) in block.chunks_exact(group).zip(&mut lanes_out) {
+                        tree.walk::<LANES>(|k, f| rows8[k * d + f], out8);
+                    }
+                    let tail = block.chunks_exact(group).remainder().chunks_exact(d);
+                    for (row, o) in tail.zip(lanes_out.into_remainder()) {
+                        tree.walk::<1>(|_, f| row[f], std::slice::from_mut(o));
+                    }
+                }
+            }
+            return;
+        }
+
+        // Each block of rows is copied group by group (LANES rows) feature-major into `buf`: a lane's
+        // value is then at base + feature·LANES + lane, one base register for all lanes instead of one
+        // row pointer per lane (which spilled), and masking into the fixed-size buffer drops the bounds
+        // check. The block and one tree fit in L1 together.
+        let mut buf = [0.0; TRANSPOSED];
+        for (block, block_out) in rows.chunks(block_groups * group).zip(out.chunks_mut(block_groups * LANES)) {
+            let groups = block.chunks_exact(group);
+            let tail = groups.remainder();
+            for (rows8, buf8) in groups.zip(buf.chunks_exact_mut(group)) {
+                for (k, row) in rows8.chunks_exact(d).enumerate() {
+                    for (f, &x) in row.iter().enumerate() {
+                        buf8[f * LANES + k] = x;
+                    }
+                }
+            }
+            let (groups_out, tail_out) = block_out.split_at_mut(block_out.len() - tail.len() / d);
+            for tree in trees() {
+                for (g, out8) in groups_out.chunks_exact_mut(LANES).enumerate() {
+                    let base = g * group;
+                    tree.walk::<LANES>(|k, f| buf[(base + f * LANES + k) & (TRANSPOSED - 1)], out8);
+                }
+                for (row, o) in tail.chunks_exact(d).zip(tail_out.iter_mut()) {
+                    tree.walk::<1>(|_, f| row[f], std::slice::from_mut(o));
+                }
+            }
+        }
+    }
 }
 
-/// One tree's slices of the forest arrays.
+/// One tree's slices of the forest arrays; `N` as in [`IsolationForest::score_blocks`].
 #[derive(Clone, Copy)]
-struct Tree<'a> {
-    features: &'a [u32],
-    thresholds: &'a [f64],
+struct Tree<'a, const N: usize> {
+    splits: &'a [Split],
     leaf_paths: &'a [f64],
     depth: u32,
 }
 
-impl Tree<'_> {
-    /// Walks `L` rows down the tree in lockstep and adds their path lengths to `out`.
+impl<const N: usize> Tree<'_, N> {
+    /// Walks `L` rows down the tree in lockstep and adds their path lengths to `out`; `value(lane,
+    /// feature)` reads a row.
     #[inline(always)]
-    fn walk<const L: usize>(&self, rows: &[f64], d: usize, out: &mut [f64]) {
-        let mut node = [0usize; L];
-        for _ in 0..self.depth {
-            for (k, i) in node.iter_mut().enumerate() {
-                let x = rows[k * d + self.features[*i] as usize];
-                *i = 2 * *i + 1 + usize::from(x > self.thresholds[*i]);
-            }
+    fn walk<const L: usize>(&self, value: impl Fn(usize, usize) -> f64, out: &mut [f64]) {
+        let (mask, depth) = if N == 0 { (self.splits.len() - 1, self.depth) } else { (N - 1, N.trailing_zeros()) };
+        let mut node = [1usize; L];
+        for _ in 0..depth {
+            // One level for all lanes before the next level: `from_fn` over a constant L unrolls, so
+            // the L independent load chains interleave instead of running lane after lane.
+            node = std::array::from_fn(|k| {
+                let split = self.splits[node[k] & mask];
+                2 * node[k] + usize::from(value(k, split.feature as usize) > split.threshold)
+            });
         }
-        let n_split = self.thresholds.len();
+        // Bottom slots are numbered 2^depth..2^(depth+1); leaf j is slot 2^depth + j.
         for (o, i) in out.iter_mut().zip(node) {
-            *o += self.leaf_paths[i - n_split];
+            *o += self.leaf_paths[i & mask];
         }
     }
 }
