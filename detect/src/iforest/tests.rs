@@ -190,3 +190,25 @@ fn linfa_predict_scores_nan_rows_as_nan() {
     let scores: Array1<f64> = forest.predict(&x);
     assert!(scores[0].is_nan() && scores[1].is_finite());
 }
+
+#[test]
+fn scoring_paths_agree_bit_for_bit() {
+    // Depth 8: the constant-slot kernel against the run-time one.
+    let (rows, _) = clusters_and_outliers(9, 700, 40, 13);
+    let forest = fit(&rows, 9, 2);
+    let (mut fixed, mut dynamic) = (vec![0.0; 740], vec![0.0; 740]);
+    forest.score_blocks::<256>(&rows, &mut fixed);
+    forest.score_blocks::<0>(&rows, &mut dynamic);
+    assert!(fixed.iter().zip(&dynamic).all(|(a, b)| a.to_bits() == b.to_bits()));
+
+    // Rows too wide for the transposed buffer (300 features), and a depth (4) with no constant kernel:
+    // batches against one row at a time.
+    for (d, psi) in [(300, 256), (3, 16)] {
+        let (rows, _) = clusters_and_outliers(d, 60, 5, 17);
+        let forest = IsolationForest::params().sample_size(psi).fit_rows(&rows, d).unwrap();
+        let batch = forest.score(&rows).unwrap();
+        for (row, s) in rows.chunks_exact(d).zip(&batch) {
+            assert_eq!(forest.score(row).unwrap()[0].to_bits(), s.to_bits(), "d = {d}, ψ = {psi}");
+        }
+    }
+}
