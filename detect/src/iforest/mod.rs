@@ -10,6 +10,18 @@
 //! [`IsolationForest::score_into`]) for the hot path, and linfa's `Fit` / `Predict` for linfa
 //! datasets (`Predict` gives the scores as an `Array1<f64>`).
 //!
+//! ```
+//! use linfa::prelude::*;
+//! use ndarray::{Array1, array};
+//! use vigil_detect::iforest::IsolationForest;
+//!
+//! let records = array![[0.0, 0.1], [0.1, 0.0], [0.05, 0.05], [0.1, 0.1], [8.0, 9.0]];
+//! let forest = IsolationForest::params().seed(1).fit(&DatasetBase::from(records.clone()))?;
+//! let scores: Array1<f64> = forest.predict(&records);
+//! assert!(scores[4] > scores[0]);
+//! # Ok::<(), vigil_detect::iforest::IsolationForestError>(())
+//! ```
+//!
 //! Layout: a tree is stored as a *complete* binary tree of depth ceil(log2 ψ), heap-numbered from 1
 //! (node i has children 2i and 2i+1, so a step is `i = 2i + went_right`); a leaf above the bottom
 //! becomes a chain of pass-through splits (threshold +∞, so every row goes left) ending in the bottom
