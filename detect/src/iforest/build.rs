@@ -1,6 +1,6 @@
 //! Growing the trees.
 
-use super::{IsolationForest, IsolationForestValidParams, Split, average_path_length};
+use super::{IsolationForest, IsolationForestValidParams, average_path_length};
 
 /// Grows the forest. The caller has checked the shape, that there are at least 2 rows and that every
 /// value is finite.
@@ -16,8 +16,9 @@ pub(super) fn grow_forest(
     let slots = 1usize << depth;
     let n_trees = params.n_trees;
 
-    // Untouched split slots stay pass-through: every row goes left.
-    let mut splits = vec![Split::PASS; n_trees * slots];
+    // Untouched split slots stay pass-through (+∞): every row goes left.
+    let mut features = vec![0u32; n_trees * slots];
+    let mut thresholds = vec![f64::INFINITY; n_trees * slots];
     let mut leaf_paths = vec![0.0; n_trees * slots];
 
     let mut rng = fastrand::Rng::with_seed(params.seed);
@@ -30,7 +31,11 @@ pub(super) fn grow_forest(
     let mut ids: Vec<u32> = Vec::with_capacity(psi);
     let mut attrs: Vec<usize> = (0..d).collect();
 
-    for (splits, leaf_paths) in splits.chunks_exact_mut(slots).zip(leaf_paths.chunks_exact_mut(slots)) {
+    let trees = features
+        .chunks_exact_mut(slots)
+        .zip(thresholds.chunks_exact_mut(slots))
+        .zip(leaf_paths.chunks_exact_mut(slots));
+    for ((features, thresholds), leaf_paths) in trees {
         for i in 0..psi {
             let j = rng.usize(i..n_rows);
             perm.swap(i, j);
@@ -40,12 +45,13 @@ pub(super) fn grow_forest(
         ids.clear();
         // ψ ≤ MAX_SAMPLE_SIZE, so local indices fit in u32.
         ids.extend(0..psi as u32);
-        let mut grower = Grower { sample: &sample, d, depth, splits, leaf_paths, rng: &mut rng, attrs: &mut attrs };
+        let mut grower =
+            Grower { sample: &sample, d, depth, features, thresholds, leaf_paths, rng: &mut rng, attrs: &mut attrs };
         grower.grow(1, 0, &mut ids);
     }
 
     let norm = 1.0 / (n_trees as f64 * average_path_length(psi));
-    IsolationForest { n_features: d, n_trees, sample_size: psi, depth, splits, leaf_paths, norm }
+    IsolationForest { n_features: d, n_trees, sample_size: psi, depth, features, thresholds, leaf_paths, norm }
 }
 
 struct Grower<'a> {
@@ -53,7 +59,8 @@ struct Grower<'a> {
     d: usize,
     depth: u32,
     /// This tree's split slots, heap-numbered from 1 (slot 0 unused).
-    splits: &'a mut [Split],
+    features: &'a mut [u32],
+    thresholds: &'a mut [f64],
     leaf_paths: &'a mut [f64],
     rng: &'a mut fastrand::Rng,
     /// A permutation of the attributes; its first `k` entries are the candidates still untried in a
@@ -94,7 +101,8 @@ impl Grower<'_> {
         if !(split >= lo && split < hi) {
             split = lo;
         }
-        self.splits[node] = Split { threshold: split, feature: attr as u32 };
+        self.features[node] = attr as u32;
+        self.thresholds[node] = split;
 
         let d = self.d;
         let sample = self.sample;
@@ -107,10 +115,10 @@ impl Grower<'_> {
     /// Ends a branch: its rows reach the bottom slot down the leftmost path of pass-through splits.
     fn leaf(&mut self, node: usize, level: u32, size: usize) {
         let mut slot = node;
-        while slot < self.splits.len() {
+        while slot < self.thresholds.len() {
             slot *= 2;
         }
-        self.leaf_paths[slot - self.splits.len()] = f64::from(level) + average_path_length(size);
+        self.leaf_paths[slot - self.thresholds.len()] = f64::from(level) + average_path_length(size);
     }
 
     fn range(&self, attr: usize, ids: &[u32]) -> (f64, f64) {

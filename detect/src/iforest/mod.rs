@@ -28,7 +28,7 @@
 //! slot that holds its path length. Every row then takes exactly `depth` steps with no leaf test, and
 //! the step is branch-free, so several rows can walk one tree in lockstep and their loads overlap.
 //! Since 2^ceil(log2 ψ) < 2ψ this costs at most about twice the nodes of a pointer tree. All trees live
-//! in two flat arrays: split slots (feature and threshold side by side) and leaf path lengths.
+//! in three flat arrays: split attributes, split values, leaf path lengths.
 
 mod build;
 mod params;
@@ -70,18 +70,6 @@ pub fn average_path_length(n: usize) -> f64 {
     }
 }
 
-/// One split slot. Attribute and value side by side: one load brings both.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Split {
-    /// A row goes right iff `x[feature] > threshold`; +∞ makes a pass-through slot.
-    threshold: f64,
-    feature: u32,
-}
-
-impl Split {
-    const PASS: Self = Self { threshold: f64::INFINITY, feature: 0 };
-}
-
 /// A fitted isolation forest. Scores are in (0, 1]; higher is more anomalous.
 #[derive(Clone, PartialEq)]
 pub struct IsolationForest {
@@ -89,9 +77,14 @@ pub struct IsolationForest {
     n_trees: usize,
     sample_size: usize,
     depth: u32,
-    /// Split slots, `2^depth` per tree, tree after tree; slot 0 of each is unused, which makes a tree's
-    /// slots a power of two so that `index & (2^depth − 1)` needs no bounds check.
-    splits: Vec<Split>,
+    /// Split attribute of every split slot, `2^depth` slots per tree, tree after tree; slot 0 of each
+    /// is unused, which makes a tree's slots a power of two so that `index & (2^depth − 1)` needs no
+    /// bounds check. Apart from `thresholds` (structure of arrays): the scale of each array is then an
+    /// addressing mode, where one array of 16-byte pairs cost a shift per step.
+    features: Vec<u32>,
+    /// Split value of every slot: a row goes right iff `x[feature] > threshold`; +∞ (every row goes
+    /// left) in pass-through and unused slots.
+    thresholds: Vec<f64>,
     /// Depth + c(size) of the leaf reaching each bottom slot, `2^depth` per tree.
     leaf_paths: Vec<f64>,
     /// 1 / (n_trees · c(ψ)): turns a row's summed path lengths into the exponent's E[h] / c(ψ).
@@ -199,13 +192,18 @@ impl IsolationForest {
         let d = self.n_features;
         // A constant chunk length makes each tree's slice length known, so slot indexing is unchecked.
         let slots = if N == 0 { 1usize << self.depth } else { N };
-        let trees =
-            || {
-                self.splits
-                    .chunks_exact(slots)
-                    .zip(self.leaf_paths.chunks_exact(slots))
-                    .map(|(splits, leaf_paths)| Tree::<N> { splits, leaf_paths, depth: self.depth })
-            };
+        let trees = || {
+            self.features
+                .chunks_exact(slots)
+                .zip(self.thresholds.chunks_exact(slots))
+                .zip(self.leaf_paths.chunks_exact(slots))
+                .map(|((features, thresholds), leaf_paths)| Tree::<N> {
+                    features,
+                    thresholds,
+                    leaf_paths,
+                    depth: self.depth,
+                })
+        };
         out.fill(0.0);
 
         let group = LANES * d;
@@ -259,7 +257,8 @@ impl IsolationForest {
 /// One tree's slices of the forest arrays; `N` as in [`IsolationForest::score_blocks`].
 #[derive(Clone, Copy)]
 struct Tree<'a, const N: usize> {
-    splits: &'a [Split],
+    features: &'a [u32],
+    thresholds: &'a [f64],
     leaf_paths: &'a [f64],
     depth: u32,
 }
@@ -269,14 +268,14 @@ impl<const N: usize> Tree<'_, N> {
     /// feature)` reads a row.
     #[inline(always)]
     fn walk<const L: usize>(&self, value: impl Fn(usize, usize) -> f64, out: &mut [f64]) {
-        let (mask, depth) = if N == 0 { (self.splits.len() - 1, self.depth) } else { (N - 1, N.trailing_zeros()) };
+        let (mask, depth) = if N == 0 { (self.thresholds.len() - 1, self.depth) } else { (N - 1, N.trailing_zeros()) };
         let mut node = [1usize; L];
         for _ in 0..depth {
             // One level for all lanes before the next level: `from_fn` over a constant L unrolls, so
             // the L independent load chains interleave instead of running lane after lane.
             node = std::array::from_fn(|k| {
-                let split = self.splits[node[k] & mask];
-                2 * node[k] + usize::from(value(k, split.feature as usize) > split.threshold)
+                let i = node[k] & mask;
+                2 * node[k] + usize::from(value(k, self.features[i] as usize) > self.thresholds[i])
             });
         }
         // Bottom slots are numbered 2^depth..2^(depth+1); leaf j is slot 2^depth + j.

@@ -97,8 +97,8 @@ fn constant_columns_are_never_split_on() {
     // Column 0 constant, column 1 varies: every split is on column 1.
     let rows: Vec<f64> = (0..400).flat_map(|i| [1.0, f64::from(i)]).collect();
     let forest = fit(&rows, 2, 11);
-    for s in &forest.splits {
-        assert!(s.feature == 1 || s.threshold.is_infinite(), "split on constant column: {s:?}");
+    for (f, t) in forest.features.iter().zip(&forest.thresholds) {
+        assert!(*f == 1 || t.is_infinite(), "split on constant column at {t}");
     }
 }
 
