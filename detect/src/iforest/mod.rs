@@ -227,8 +227,7 @@ impl IsolationForest {
 
         // Each block of rows is copied group by group (LANES rows) feature-major into `buf`: a lane's
         // value is then at base + feature·LANES + lane, one base register for all lanes instead of one
-        // row pointer per lane (which spilled), and masking into the fixed-size buffer drops the bounds
-        // check. The block and one tree fit in L1 together.
+        // row pointer per lane (which spilled). The block and one tree fit in L1 together.
         let mut buf = [0.0; TRANSPOSED];
         for (block, block_out) in rows.chunks(block_groups * group).zip(out.chunks_mut(block_groups * LANES)) {
             let groups = block.chunks_exact(group);
@@ -244,7 +243,9 @@ impl IsolationForest {
             for tree in trees() {
                 for (g, out8) in groups_out.chunks_exact_mut(LANES).enumerate() {
                     let base = g * group;
-                    tree.walk::<LANES>(|k, f| buf[(base + f * LANES + k) & (TRANSPOSED - 1)], out8);
+                    // Masking before adding the lane keeps the index below TRANSPOSED (no bounds check)
+                    // and leaves the lane as a constant displacement of the load.
+                    tree.walk::<LANES>(|k, f| buf[((base + f * LANES) & (TRANSPOSED - LANES)) + k], out8);
                 }
                 for (row, o) in tail.chunks_exact(d).zip(tail_out.iter_mut()) {
                     tree.walk::<1>(|_, f| row[f], std::slice::from_mut(o));
