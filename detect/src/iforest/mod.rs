@@ -47,10 +47,11 @@ const EULER_GAMMA: f64 = 0.577_215_664_9;
 const LANES: usize = 8;
 
 /// Values (8 bytes each) in the transposed block of rows that walks one tree at a time: 16 KiB, so
-/// the block and one tree (6 KiB at ψ = 256) stay in L1. A power of two, for the index mask.
+/// the block and one tree (5 KiB at ψ = 256) stay in L1. A power of two, for the index mask.
 const TRANSPOSED: usize = 2048;
 
-/// Rows per pass over the forest when a row is too wide for [`TRANSPOSED`] (over 256 features).
+/// Rows per pass over the forest when rows are read in place (over 256 features, or a batch smaller
+/// than LANES rows).
 const BLOCK_ROWS: usize = 128;
 
 /// c(n): the average path length of an unsuccessful search in a binary search tree of n keys, which
@@ -208,8 +209,9 @@ impl IsolationForest {
 
         let group = LANES * d;
         let block_groups = TRANSPOSED / group;
-        if block_groups == 0 {
-            // Too many features for the transposed buffer: read the rows where they are.
+        if block_groups == 0 || rows.len() < group {
+            // Too many features for the transposed buffer, or too few rows to be worth filling it:
+            // read the rows where they are.
             for (block, block_out) in rows.chunks(BLOCK_ROWS * d).zip(out.chunks_mut(BLOCK_ROWS)) {
                 for tree in trees() {
                     let mut lanes_out = block_out.chunks_exact_mut(LANES);
