@@ -58,8 +58,7 @@ const BLOCK_ROWS: usize = 128;
 /// is also the average depth at which an isolation tree on n distinct points isolates one.
 ///
 /// c(n) = 2H(n−1) − 2(n−1)/n with H(i) ≈ ln(i) + γ; c(2) = 1 uses the exact H(1) = 1 (the
-/// approximation gives 0.15 there) and c(0) = c(1) = 0, as in the paper's reference implementation
-/// and scikit-learn.
+/// approximation gives 0.15 there) and c(0) = c(1) = 0, as scikit-learn does.
 pub fn average_path_length(n: usize) -> f64 {
     match n {
         0 | 1 => 0.0,
@@ -80,8 +79,8 @@ pub struct IsolationForest {
     depth: u32,
     /// Split attribute of every split slot, `2^depth` slots per tree, tree after tree; slot 0 of each
     /// is unused, which makes a tree's slots a power of two so that `index & (2^depth − 1)` needs no
-    /// bounds check. Apart from `thresholds` (structure of arrays): the scale of each array is then an
-    /// addressing mode, where one array of 16-byte pairs cost a shift per step.
+    /// bounds check. Kept apart from `thresholds` (structure of arrays) so that the addressing mode
+    /// scales the index for both; an array of 16-byte pairs cost a shift per step.
     features: Vec<u32>,
     /// Split value of every slot: a row goes right iff `x[feature] > threshold`; +∞ (every row goes
     /// left) in pass-through and unused slots.
