@@ -207,3 +207,26 @@ async fn replay_puts_logged_lines_back_up_to_the_head_at_start() {
     let some = replay::logs(&wal, 2048, until, &fresh);
     assert!(some.records > 0 && some.records < 40, "{some:?}");
 }
+
+/// Fuzz finding (`wal_segment`, minimised): a record whose length reaches past the end of its segment,
+/// then an intact (empty) record starting inside its header. Start-up took the first for a torn tail and
+/// cut the segment there, losing the intact record after it; a damaged length is damage, not a torn tail,
+/// when an intact record follows.
+#[tokio::test]
+async fn a_length_past_the_end_with_an_intact_record_after_it_is_skipped_not_cut_off() {
+    const SEGMENT: &[u8] = &[
+        0x56, 0x47, 0x57, 0x4c, 0x2f, 0x01, 0x00, 0x00, 0x6f, 0x56, 0x47, 0x57, 0x4c, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00,
+    ];
+    let dir = Dir::new("fuzz-length-past-end");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let path = segments::path_of(&dir.0, 0);
+    std::fs::write(&path, SEGMENT).unwrap();
+    let (wal, report) = open(&dir.0, &config(4096), &QueueConfig::default());
+    assert_eq!(report.records, 1);
+    let kinds: Vec<DamageKind> = report.damage.iter().map(|d| d.kind).collect();
+    assert_eq!(kinds, vec![DamageKind::Corrupt], "{:?}", report.damage);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), SEGMENT.len() as u64, "nothing is cut off");
+    let got = read_all(&mut wal.consumer("vm").reader());
+    assert_eq!(got, vec![Vec::<u8>::new()], "the reader skips the damage and reads the intact record");
+}
