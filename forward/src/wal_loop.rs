@@ -15,29 +15,29 @@ use vigil_ingest::wal::{Consumer, Entry, WalRecord};
 
 use crate::handle::ForwarderHandle;
 use crate::send::Sender;
-use crate::telemetry::{BackendLabels, ForwardMetrics};
-use crate::tenant_requests::TenantRequests;
+use crate::telemetry::BackendLabels;
+use crate::tenant_requests::{TenantRequest, TenantRequests};
 
 /// Most record bytes read from the log at once.
 const READ_BYTES: usize = 8 << 20;
 
-/// A backend's step from joined log entries to delivered requests. The loop joins entries into one request
-/// per tenant ([`TenantRequests`]) and hands each to [`Deliver::send`] once it holds
-/// [`Deliver::max_rows`] rows (an entry is never split), and the rest at the flush.
+/// A backend's step from a joined request to the backend. The loop joins entries into one request per tenant
+/// ([`TenantRequests`]) and hands each to [`Deliver::send`] once it holds [`Limits::max_rows`] rows (an entry
+/// is never split), and the rest at the flush.
 pub(crate) trait Deliver: Send + 'static {
     /// Of an entry's or a request's counts, the rows that make up its size (samples, lines, spans).
     fn rows(counts: [u64; 3]) -> u64;
 
-    /// Most rows in one request.
-    fn max_rows(&self) -> u64;
+    /// Delivers one tenant's `request` through `out.sender`, retrying until the backend answers for good
+    /// (`out.requests` lends its reused snappy buffer).
+    fn send(&mut self, out: &mut Outbox, request: &TenantRequest) -> impl Future<Output = ()> + Send;
+}
 
-    fn requests(&mut self) -> &mut TenantRequests;
-
-    fn sender(&self) -> &Sender;
-
-    /// Delivers request `i` of [`Deliver::requests`], retrying until the backend answers for good, then
-    /// empties it for reuse.
-    fn send(&mut self, i: usize) -> impl Future<Output = ()> + Send;
+/// What every backend sends with: its URLs and retry state, and the requests being joined.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    pub(crate) sender: Sender,
+    pub(crate) requests: TenantRequests,
 }
 
 fn entry_rows<D: Deliver>(entry: &Entry) -> u64 {
@@ -47,23 +47,20 @@ fn entry_rows<D: Deliver>(entry: &Entry) -> u64 {
 /// When gathered entries are delivered.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
-    /// Deliver as soon as this many rows are gathered (the deliver step splits them into requests).
+    /// Deliver as soon as this many rows are gathered, in requests of about this many rows.
     pub(crate) max_rows: usize,
     /// Longest the first gathered entry waits for more.
     pub(crate) flush_interval: Duration,
 }
 
-pub(crate) fn spawn<D: Deliver>(
-    consumer: Consumer,
-    labels: &BackendLabels,
-    metrics: &ForwardMetrics,
-    limits: Limits,
-    deliver: D,
-) -> ForwarderHandle {
-    let queue_bytes = metrics.queue_bytes.get_or_create(labels).clone();
-    let worker =
-        Worker { consumer, queue_bytes, limits, labels: labels.clone(), pending: Vec::new(), pending_rows: 0, deliver };
-    ForwarderHandle::new(labels.url.clone(), vec![tokio::spawn(worker.run())])
+/// Starts the worker of one destination: `out` sends, `deliver` shapes each request for its backend.
+pub(crate) fn spawn<D: Deliver>(consumer: Consumer, limits: Limits, out: Outbox, deliver: D) -> ForwarderHandle {
+    let labels = out.sender.labels().clone();
+    let health = out.sender.health();
+    let queue_bytes = out.sender.metrics().queue_bytes.get_or_create(&labels).clone();
+    let url = labels.url.clone();
+    let worker = Worker { consumer, queue_bytes, limits, labels, pending: Vec::new(), pending_rows: 0, out, deliver };
+    ForwarderHandle::new(url, vec![tokio::spawn(worker.run())]).with_targets(health)
 }
 
 struct Worker<D> {
@@ -73,6 +70,7 @@ struct Worker<D> {
     labels: BackendLabels,
     pending: Vec<Entry>,
     pending_rows: usize,
+    out: Outbox,
     deliver: D,
 }
 
@@ -141,23 +139,32 @@ impl<D: Deliver> Worker<D> {
     /// Delivers everything pending, then moves the position to `position`. With nothing pending the
     /// position still moves (past skipped records).
     async fn flush(&mut self, position: u64) {
-        for entry in &self.pending {
-            match self.deliver.requests().add(entry) {
-                Ok(i) if D::rows(self.deliver.requests().get(i).counts) >= self.deliver.max_rows() => {
-                    self.deliver.send(i).await;
-                }
+        let max_rows = self.limits.max_rows as u64;
+        // Taken out while requests go out (sending borrows the worker), put back empty for its capacity.
+        let mut pending = std::mem::take(&mut self.pending);
+        for entry in &pending {
+            match self.out.requests.add(entry) {
+                Ok(i) if D::rows(self.out.requests.get(i).counts) >= max_rows => self.send(i).await,
                 Ok(_) => {}
                 Err(e) => {
                     tracing::error!(backend = self.labels.backend, url = %self.labels.url, error = %e, "A logged request did not decompress; its rows are dropped.");
-                    self.deliver.sender().count_dropped(entry_rows::<D>(entry));
+                    self.out.sender.count_dropped(entry_rows::<D>(entry));
                 }
             }
         }
-        for i in self.deliver.requests().filled() {
-            self.deliver.send(i).await;
+        for i in self.out.requests.filled() {
+            self.send(i).await;
         }
-        self.pending.clear();
+        pending.clear();
+        self.pending = pending;
         self.pending_rows = 0;
         self.consumer.commit(position);
+    }
+
+    /// Sends joined request `i`, then empties it for reuse.
+    async fn send(&mut self, i: usize) {
+        let request = self.out.requests.take(i);
+        self.deliver.send(&mut self.out, &request).await;
+        self.out.requests.put_back(i, request);
     }
 }
