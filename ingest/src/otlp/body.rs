@@ -73,6 +73,8 @@ impl OtlpError {
         match self {
             Self::UnsupportedMediaType(_) | Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTooLarge { .. } | Self::DecompressedTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            // Never fits, however long the client waits: not retried (see `remote_write::error`).
+            Self::RateLimited(crate::rate_limit::RateLimited::OverBurst { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             // 503, not 500: OTLP clients retry only 429, 502, 503 and 504.
             Self::BufferFull { .. } | Self::Wal(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::TenantLimit(_) | Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -102,7 +104,7 @@ impl OtlpError {
     /// Seconds the client should wait, when this error says (a rate limit knows when the request fits).
     pub(crate) fn retry_after_seconds(&self) -> Option<u32> {
         match self {
-            Self::RateLimited(r) => Some(r.retry_after_seconds()),
+            Self::RateLimited(r @ crate::rate_limit::RateLimited::OverBudget { .. }) => Some(r.retry_after_seconds()),
             _ => None,
         }
     }

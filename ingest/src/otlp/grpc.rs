@@ -125,6 +125,10 @@ impl MetricsService for OtlpGrpc {
             Err(error) => {
                 m.rejected.get_or_create(&RejectLabels { protocol: PROTOCOL, reason: error.reason() }).inc();
                 match error {
+                    // Without `RetryInfo`, `RESOURCE_EXHAUSTED` is not retried: a request over the burst never fits.
+                    OtlpError::RateLimited(r @ crate::rate_limit::RateLimited::OverBurst { .. }) => {
+                        (413, Err(Status::resource_exhausted(r.to_string())))
+                    }
                     OtlpError::RateLimited(r) => (429, Err(rate_limited(r.to_string(), r.retry_after_seconds()))),
                     error => (503, Err(unavailable(error.to_string(), state.retry_after_seconds))),
                 }

@@ -95,6 +95,10 @@ impl RemoteWriteError {
         match self {
             Self::UnsupportedContentType(_) | Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTooLarge { .. } | Self::DecompressedTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            // Never fits, however long the sender waits: a 429 would make Prometheus retry it forever and stall
+            // its shard; 413 makes it drop the request (counted on its side) while the message says what to
+            // change (`max_samples_per_send`, or the burst).
+            Self::RateLimited(crate::rate_limit::RateLimited::OverBurst { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BufferFull { .. }
             | Self::Limit(_)
             | Self::Wal(crate::wal::WalError::Full(_))
@@ -131,7 +135,7 @@ impl RemoteWriteError {
     /// Seconds the client should wait, when this error says (a rate limit knows when the request fits).
     pub fn retry_after_seconds(&self) -> Option<u32> {
         match self {
-            Self::RateLimited(r) => Some(r.retry_after_seconds()),
+            Self::RateLimited(r @ crate::rate_limit::RateLimited::OverBudget { .. }) => Some(r.retry_after_seconds()),
             _ => None,
         }
     }
