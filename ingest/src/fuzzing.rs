@@ -20,6 +20,7 @@ use crate::loki::LokiReceiverConfig;
 use crate::loki::decode::{Stream, decode_json, decode_protobuf};
 use crate::loki::labels;
 use crate::otlp::DeltaToCumulative;
+use crate::otlp::body::{Encoding, decode};
 use crate::remote_write::{RemoteWriteVersion, receive};
 use crate::series::{MetadataStore, SeriesRegistry, SeriesRegistryConfig, Tenant};
 use crate::wal::frame::{self, Parsed};
@@ -100,44 +101,31 @@ fn otlp_traces(request: &ExportTraceServiceRequest) {
 }
 
 /// OTLP/HTTP protobuf: a leading byte picks the signal (`% 3`: metrics, logs, traces), then the request
-/// body as the `/v1/*` handlers decode, convert and append it.
+/// body as the `/v1/*` handlers decode (`otlp::body::decode`), convert and append it.
 pub fn otlp_protobuf(data: &[u8]) {
-    let Some((&signal, body)) = data.split_first() else { return };
-    match signal % 3 {
-        0 => {
-            if let Ok(r) = ExportMetricsServiceRequest::decode(body) {
-                otlp_metrics(r);
-            }
-        }
-        1 => {
-            if let Ok(r) = ExportLogsServiceRequest::decode(body) {
-                otlp_logs(&r);
-            }
-        }
-        _ => {
-            if let Ok(r) = ExportTraceServiceRequest::decode(body) {
-                otlp_traces(&r);
-            }
-        }
-    }
+    otlp(Encoding::Protobuf, data);
 }
 
 /// OTLP/HTTP JSON, as [`otlp_protobuf`].
 pub fn otlp_json(data: &[u8]) {
+    otlp(Encoding::Json, data);
+}
+
+fn otlp(encoding: Encoding, data: &[u8]) {
     let Some((&signal, body)) = data.split_first() else { return };
     match signal % 3 {
         0 => {
-            if let Ok(r) = serde_json::from_slice::<ExportMetricsServiceRequest>(body) {
+            if let Ok(r) = decode::<ExportMetricsServiceRequest>(encoding, body) {
                 otlp_metrics(r);
             }
         }
         1 => {
-            if let Ok(r) = serde_json::from_slice::<ExportLogsServiceRequest>(body) {
+            if let Ok(r) = decode::<ExportLogsServiceRequest>(encoding, body) {
                 otlp_logs(&r);
             }
         }
         _ => {
-            if let Ok(r) = serde_json::from_slice::<ExportTraceServiceRequest>(body) {
+            if let Ok(r) = decode::<ExportTraceServiceRequest>(encoding, body) {
                 otlp_traces(&r);
             }
         }

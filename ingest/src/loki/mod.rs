@@ -21,13 +21,8 @@ pub use handler::{LokiState, router};
 /// The header Loki (and Cortex/Mimir/Tempo) read the tenant from.
 pub const TENANT_HEADER: &str = "X-Scope-OrgID";
 
-/// dskit's tenant ID rule ([`crate::tenant::validate_tenant`]). A push naming several tenants (`a|b`) is
-/// refused by it too.
-pub fn valid_tenant(id: &str) -> bool {
-    crate::tenant::validate_tenant(id).is_ok()
-}
-
-/// The request's tenant: the header if present (and valid), else the default. `None` for an invalid header.
+/// The request's tenant: the header if present (and valid by dskit's rule, [`crate::tenant::validate_tenant`],
+/// which also refuses a push naming several tenants, `a|b`), else the default. `None` for an invalid header.
 pub fn tenant_of(headers: &http::HeaderMap, default: &str) -> Option<String> {
     crate::tenant::tenant_of(headers.get(TENANT_HEADER).map(|v| v.as_bytes()), default).ok().map(|t| t.to_string())
 }

@@ -81,6 +81,7 @@ fn formats_sorted_and_round_trips_through_the_parser() {
 
 #[test]
 fn tenant_ids_follow_dskit_rules() {
+    let valid_tenant = |id: &str| crate::tenant::validate_tenant(id).is_ok();
     assert!(valid_tenant("fake") && valid_tenant("team-a_1.(prod)*'!"));
     for bad in ["", ".", "..", "a|b", "a b", "ä", &"x".repeat(151)] {
         assert!(!valid_tenant(bad), "{bad:?}");

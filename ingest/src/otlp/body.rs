@@ -146,6 +146,18 @@ impl OtlpError {
     }
 }
 
+/// A request body in its negotiated encoding: protobuf, or OTLP/JSON through the crate's serde mapping (hex
+/// trace and span ids, any case; a malformed one fails the whole decode).
+pub(crate) fn decode<M: Message + Default + serde::de::DeserializeOwned>(
+    encoding: Encoding,
+    body: &[u8],
+) -> Result<M, OtlpError> {
+    match encoding {
+        Encoding::Protobuf => M::decode(body).map_err(|e| OtlpError::Protobuf(e.to_string())),
+        Encoding::Json => serde_json::from_slice(body).map_err(|e| OtlpError::Json(e.to_string())),
+    }
+}
+
 pub(crate) fn encoding_of(headers: &HeaderMap) -> Result<Encoding, OtlpError> {
     let raw = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let media = raw.split(';').next().unwrap_or("").trim();

@@ -10,9 +10,8 @@ use axum::response::Response;
 use axum::routing::post;
 use http::HeaderMap;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use prost::Message;
 
-use super::body::{Encoding, OtlpError, encoding_of, read_body, success};
+use super::body::{Encoding, OtlpError, decode, encoding_of, read_body, success};
 use super::{metrics, sink};
 use crate::buffer::MetricsBuffer;
 use crate::limits::IngestLimits;
@@ -46,13 +45,6 @@ pub fn router(state: Arc<OtlpHttpState>) -> Router {
     Router::new().route("/v1/metrics", post(export_metrics)).with_state(state)
 }
 
-fn decode_metrics(encoding: Encoding, body: &[u8]) -> Result<ExportMetricsServiceRequest, OtlpError> {
-    match encoding {
-        Encoding::Protobuf => ExportMetricsServiceRequest::decode(body).map_err(|e| OtlpError::Protobuf(e.to_string())),
-        Encoding::Json => serde_json::from_slice(body).map_err(|e| OtlpError::Json(e.to_string())),
-    }
-}
-
 async fn handle(
     state: &OtlpHttpState,
     encoding: Encoding,
@@ -64,7 +56,7 @@ async fn handle(
         wal.admit().map_err(OtlpError::Wal)?;
     }
     let bytes = read_body(&state.limits, headers, body).await?;
-    let request = decode_metrics(encoding, &bytes)?;
+    let request: ExportMetricsServiceRequest = decode(encoding, &bytes)?;
     // Before the delta running totals move: a refused request changes nothing, so its retry adds up right.
     state.rate_limit.check(&state.series, tenant, metrics::sample_count(&request)).map_err(OtlpError::RateLimited)?;
     let converted = metrics::convert_with_deltas(request, &state.deltas, tenant);

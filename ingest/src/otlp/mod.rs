@@ -6,7 +6,7 @@
 //! same buffer and forwarders as remote write.
 
 mod any_value;
-mod body;
+pub(crate) mod body;
 mod grpc;
 mod grpc_status;
 mod http;

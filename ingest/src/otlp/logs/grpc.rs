@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::http::{OtlpLogsState, ingest};
 use crate::telemetry::{ProtocolLabels, RejectLabels, RequestLabels};
+use crate::tenant;
 
 const PROTOCOL: &str = "otlp_grpc_logs";
 
@@ -37,19 +38,13 @@ impl OtlpLogsGrpc {
     ) -> (u16, Result<ExportLogsServiceResponse, Status>) {
         let state = &self.state;
         let m = &state.metrics;
-        // gRPC metadata keys are lower case; `MetadataMap::into_headers` would clone, so read it directly.
-        let tenant = match request.metadata().get("x-scope-orgid") {
-            None => Some(state.default_tenant.clone()),
-            Some(v) => v.to_str().ok().map(str::trim).filter(|t| crate::loki::valid_tenant(t)).map(str::to_owned),
-        };
-        let Some(tenant) = tenant else {
-            m.rejected.get_or_create(&RejectLabels { protocol: PROTOCOL, reason: "invalid_tenant" }).inc();
-            return (
-                400,
-                Err(Status::invalid_argument(
-                    "invalid x-scope-orgid: a tenant ID is 1 to 150 characters of [a-zA-Z0-9!_.*'()-]",
-                )),
-            );
+        let header = request.metadata().get(tenant::HEADER).map(|v| v.as_bytes());
+        let tenant = match tenant::tenant_of(header, &state.default_tenant) {
+            Ok(t) => t,
+            Err(problem) => {
+                m.rejected.get_or_create(&RejectLabels { protocol: PROTOCOL, reason: "invalid_tenant" }).inc();
+                return (400, Err(Status::invalid_argument(format!("invalid x-scope-orgid: {problem}"))));
+            }
         };
         match ingest(state, request.get_ref(), &tenant).await {
             Ok(converted) => {

@@ -6,17 +6,17 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
-use http::{HeaderMap, StatusCode, header};
+use http::HeaderMap;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use prost::Message;
 
 use super::convert::{Converted, convert};
 use crate::buffer::LogsBuffer;
 use crate::limits::IngestLimits;
-use crate::otlp::body::{Encoding, OtlpError, encoding_of, read_body, success};
+use crate::otlp::body::{Encoding, OtlpError, decode, encoding_of, read_body, success};
 use crate::telemetry::{IngestMetrics, ProtocolLabels, RejectLabels, RequestLabels};
+use crate::tenant;
 use crate::wal::{Refused, Wal, log_and_buffer, logs as logs_record};
 
 const PROTOCOL: &str = "otlp_http_logs";
@@ -67,26 +67,6 @@ pub(super) async fn ingest(
     Ok(converted)
 }
 
-fn decode(encoding: Encoding, body: &[u8]) -> Result<ExportLogsServiceRequest, OtlpError> {
-    match encoding {
-        Encoding::Protobuf => ExportLogsServiceRequest::decode(body).map_err(|e| OtlpError::Protobuf(e.to_string())),
-        Encoding::Json => serde_json::from_slice(body).map_err(|e| OtlpError::Json(e.to_string())),
-    }
-}
-
-/// 400 for a bad `X-Scope-OrgID`, as a `google.rpc.Status` in the request's encoding (the shared
-/// `OtlpError` has no tenant case).
-fn invalid_tenant(encoding: Encoding) -> Response {
-    const MESSAGE: &str = "invalid X-Scope-OrgID: a tenant ID is 1 to 150 characters of [a-zA-Z0-9!_.*'()-]";
-    let body = match encoding {
-        Encoding::Protobuf => {
-            vigil_proto::google_rpc::Status { code: 3, message: MESSAGE.into(), details: Vec::new() }.encode_to_vec()
-        }
-        Encoding::Json => serde_json::json!({ "code": 3, "message": MESSAGE }).to_string().into_bytes(),
-    };
-    (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, encoding.content_type())], body).into_response()
-}
-
 async fn export_logs(State(state): State<Arc<OtlpLogsState>>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
     let m = &state.metrics;
@@ -96,25 +76,25 @@ async fn export_logs(State(state): State<Arc<OtlpLogsState>>, headers: HeaderMap
     response
 }
 
+async fn handle(
+    state: &OtlpLogsState,
+    encoding: Encoding,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Converted, OtlpError> {
+    let tenant = tenant::tenant_of(headers.get(tenant::HEADER).map(|v| v.as_bytes()), &state.default_tenant)
+        .map_err(OtlpError::InvalidTenant)?;
+    let bytes = read_body(&state.limits, headers, body).await?;
+    let request: ExportLogsServiceRequest = decode(encoding, &bytes)?;
+    Ok(ingest(state, &request, &tenant).await?)
+}
+
 async fn respond(state: &OtlpLogsState, headers: &HeaderMap, body: Body) -> Response {
     let m = &state.metrics;
     let encoding = encoding_of(headers);
     let negotiated = encoding.as_ref().ok().copied();
-    if let Some(enc) = negotiated
-        && crate::loki::tenant_of(headers, &state.default_tenant).is_none()
-    {
-        m.rejected.get_or_create(&RejectLabels { protocol: PROTOCOL, reason: "invalid_tenant" }).inc();
-        return invalid_tenant(enc);
-    }
-    let tenant = crate::loki::tenant_of(headers, &state.default_tenant).unwrap_or_default();
     let result = match encoding {
-        Ok(enc) => match read_body(&state.limits, headers, body).await {
-            Ok(bytes) => match decode(enc, &bytes) {
-                Ok(request) => ingest(state, &request, &tenant).await.map_err(OtlpError::from),
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        },
+        Ok(enc) => handle(state, enc, headers, body).await,
         Err(e) => Err(e),
     };
     match result {

@@ -10,9 +10,8 @@ use axum::response::Response;
 use axum::routing::post;
 use http::HeaderMap;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message;
 
-use super::super::body::{Encoding, OtlpError, encoding_of, success};
+use super::super::body::{Encoding, OtlpError, decode, encoding_of, success};
 use super::{OtlpTracesState, convert, sink};
 use crate::telemetry::{ProtocolLabels, RejectLabels, RequestLabels};
 use crate::tenant;
@@ -21,14 +20,6 @@ const PROTOCOL: &str = "otlp_http_traces";
 
 pub fn traces_router(state: Arc<OtlpTracesState>) -> Router {
     Router::new().route("/v1/traces", post(export_traces)).with_state(state)
-}
-
-fn decode(encoding: Encoding, body: &[u8]) -> Result<ExportTraceServiceRequest, OtlpError> {
-    match encoding {
-        Encoding::Protobuf => ExportTraceServiceRequest::decode(body).map_err(|e| OtlpError::Protobuf(e.to_string())),
-        // Hex ids (any case) are the crate's serde mapping; a malformed one fails the whole decode.
-        Encoding::Json => serde_json::from_slice(body).map_err(|e| OtlpError::Json(e.to_string())),
-    }
 }
 
 /// Kept spans and the `partial_success` parts.
@@ -47,7 +38,7 @@ async fn handle(
     let tenant = tenant::tenant_of(headers.get(tenant::HEADER).map(|v| v.as_bytes()), &state.default_tenant)
         .map_err(OtlpError::InvalidTenant)?;
     let bytes = crate::otlp::body::read_body(&state.limits, headers, body).await?;
-    let request = decode(encoding, &bytes)?;
+    let request: ExportTraceServiceRequest = decode(encoding, &bytes)?;
     let mut converted = convert::convert(&request, &tenant);
     let spans = sink::append(&mut converted, &tenant, state).await?;
     Ok(Accepted { spans, rejected: converted.rejected_spans, message: converted.problems.join("; ") })
