@@ -1,9 +1,15 @@
 //! Vigil's detect stage: anomaly detectors over the columnar buffer (issue 5).
 //!
-//! Built so far: the [`iforest`] isolation forest (with linfa's `Fit`/`Predict`) and [`roc::auroc`] to
-//! judge detectors on labelled data. The streaming detectors will read the metrics buffer through lossy
-//! subscriptions (`vigil_ingest::buffer::SubscriptionMode::Lossy`) and write scores back into the
-//! metrics path.
+//! [`SeriesDetector`] scores one series a sample at a time with the statistical detectors and their
+//! ensemble, as configured by [`Settings`]; [`iforest`] is the isolation forest (with linfa's
+//! `Fit`/`Predict`) and [`roc::auroc`] judges detectors on labelled data.
 
 pub mod iforest;
 pub mod roc;
+mod series;
+mod settings;
+mod verdict;
+
+pub use series::SeriesDetector;
+pub use settings::{DetectorSet, Direction, Seasonality, Settings};
+pub use verdict::{Contributions, ForecastPoint, Verdict};
