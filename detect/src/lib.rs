@@ -4,6 +4,7 @@
 //! ensemble, as configured by [`Settings`]; [`iforest`] is the isolation forest (with linfa's
 //! `Fit`/`Predict`) and [`roc::auroc`] judges detectors on labelled data.
 
+pub mod eval;
 pub mod iforest;
 pub mod roc;
 mod series;
