@@ -4,13 +4,19 @@
 //! ensemble, as configured by [`Settings`]; [`iforest`] is the isolation forest (with linfa's
 //! `Fit`/`Predict`) and [`roc::auroc`] judges detectors on labelled data.
 
+pub mod config;
 pub mod eval;
 pub mod iforest;
 pub mod roc;
+pub mod rules;
+pub mod selector;
 mod series;
 mod settings;
+pub mod telemetry;
 mod verdict;
 
+pub use config::DetectConfig;
 pub use series::SeriesDetector;
 pub use settings::{DetectorSet, Direction, Seasonality, Settings};
+pub use telemetry::DetectMetrics;
 pub use verdict::{Contributions, ForecastPoint, Verdict};
