@@ -3,9 +3,15 @@
 //! [`SeriesDetector`] scores one series a sample at a time with the statistical detectors and their
 //! ensemble, as configured by [`Settings`]; [`iforest`] is the isolation forest (with linfa's
 //! `Fit`/`Predict`) and [`roc::auroc`] judges detectors on labelled data.
+//!
+//! Online, [`engine::Engine`] runs them over the metrics buffer: [`config::DetectConfig`] (`detect:`) picks
+//! each series' [`Settings`] by [`selector::Selector`], scores are written back as `anomaly_*` series and
+//! anomalies kept as [`events`] in an Arrow table, read through [`engine::DetectHandle`].
 
 pub mod config;
+pub mod engine;
 pub mod eval;
+pub mod events;
 pub mod iforest;
 pub mod roc;
 pub mod rules;
@@ -16,6 +22,7 @@ pub mod telemetry;
 mod verdict;
 
 pub use config::DetectConfig;
+pub use engine::{DetectHandle, Engine, EngineInputs, WriteBack};
 pub use series::SeriesDetector;
 pub use settings::{DetectorSet, Direction, Seasonality, Settings};
 pub use telemetry::DetectMetrics;

@@ -1,0 +1,108 @@
+//! What the query API may ask the running engine: its events and its series' forecasts.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use arrow_array::RecordBatch;
+use vigil_ingest::series::decode_label_key;
+
+use super::Shared;
+use crate::events::{Anomaly, Event, EventQuery};
+use crate::selector::Selector;
+use crate::verdict::ForecastPoint;
+
+/// A cheap, cloneable view of the engine for readers.
+#[derive(Debug, Clone)]
+pub struct DetectHandle {
+    shared: Arc<Shared>,
+}
+
+/// Which series to forecast, and how far.
+#[derive(Debug, Clone)]
+pub struct ForecastQuery<'a> {
+    pub tenant: &'a str,
+    /// A series is forecast when any selector matches it (at least one is required by the API).
+    pub selectors: &'a [Selector],
+    pub horizon_ms: i64,
+    pub step_ms: i64,
+    /// At most this many series.
+    pub max_series: usize,
+}
+
+/// One series' forecast: from its newest scored sample on, `step_ms` apart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesForecast {
+    pub labels: BTreeMap<String, String>,
+    pub points: Vec<ForecastPoint>,
+}
+
+impl DetectHandle {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Start-up replay is over: scores are written back from now on.
+    pub fn replay_done(&self) {
+        self.shared.live.store(true, Ordering::Relaxed);
+    }
+
+    /// The events table, all tenants: closed events oldest first, then the open ones.
+    pub fn events_table(&self) -> Vec<RecordBatch> {
+        let open = self.open_events();
+        self.shared.events.snapshot(&open)
+    }
+
+    /// The events `query` selects, oldest peak first, and how many matched before `query.limit`.
+    pub fn anomalies(&self, query: &EventQuery<'_>) -> (Vec<Anomaly>, usize) {
+        crate::events::read(&self.events_table(), query)
+    }
+
+    fn open_events(&self) -> Vec<Event> {
+        let mut open = Vec::new();
+        for shard in self.shared.shards.iter() {
+            open.extend(shard.lock().events.open_events().cloned());
+        }
+        open
+    }
+
+    /// Forecasts of the tenant's scored series that `query` selects, and whether there were more than
+    /// `query.max_series` of them.
+    pub fn forecast(&self, query: &ForecastQuery<'_>) -> (Vec<SeriesForecast>, bool) {
+        let registry = &self.shared.registry;
+        let steps = usize::try_from(query.horizon_ms / query.step_ms.max(1)).unwrap_or(0);
+        let mut out = Vec::new();
+        for shard in self.shared.shards.iter() {
+            // Copy the candidates out so the worker is not held up while labels are decoded and matched.
+            let candidates: Vec<(u64, u32)> = shard.lock().series.iter().map(|(id, t)| (*id, t.slot)).collect();
+            for (id, slot) in candidates {
+                let Some((key, tenant)) = registry.series_by_slot(slot) else { continue };
+                if registry.tenant_name(tenant).is_none_or(|t| &**t != query.tenant) {
+                    continue;
+                }
+                let labels: BTreeMap<String, String> =
+                    decode_label_key(key).map(|p| (p.name.to_owned(), p.value.to_owned())).collect();
+                if !query.selectors.iter().any(|s| s.matches(|n| labels.get(n).map(String::as_str))) {
+                    continue;
+                }
+                if out.len() == query.max_series {
+                    return (out, true);
+                }
+                let points = shard
+                    .lock()
+                    .series
+                    .get(&id)
+                    .map(|t| t.detector.forecast(t.last_ms, query.step_ms, steps))
+                    .unwrap_or_default();
+                out.push(SeriesForecast { labels, points });
+            }
+        }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        (out, false)
+    }
+
+    /// Series with detector state now.
+    pub fn series_count(&self) -> u64 {
+        self.shared.tracked.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,216 @@
+//! One buffer shard's detection: read its sealed batches in order, score each sample with its series'
+//! detector, track events, encode the scores for write-back.
+//!
+//! The buffer shards rows by series id, so every sample of a series is read by the same worker, in the
+//! order it was appended; the series' state needs no lock of its own. The shard's state sits behind one
+//! mutex, taken once per batch by the worker and briefly by queries (open events, forecasts).
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, TimestampMillisecondType, UInt32Type, UInt64Type};
+use tokio::sync::mpsc::error::TrySendError;
+use vigil_ingest::buffer::{Next, SealedBatch, Subscription};
+use vigil_ingest::series::decode_label_key;
+
+use super::writeback::{Body, Encoder, compress};
+use super::{Shared, WriteBack};
+use crate::events::{Event, EventTracker};
+use crate::rules::RuleIndex;
+use crate::series::SeriesDetector;
+
+/// Series ids are already uniform hashes: use them as they are.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+type IdSet = HashSet<u64, BuildHasherDefault<IdHasher>>;
+
+/// What the engine keeps per scored series besides its detector: 16 bytes.
+#[derive(Debug)]
+pub(crate) struct Tracked {
+    pub(crate) detector: SeriesDetector,
+    /// Newest timestamp scored; older or equal samples are skipped.
+    pub(crate) last_ms: i64,
+    /// The series' slot in the registry: its labels and tenant without a lookup.
+    pub(crate) slot: u32,
+    pub(crate) rule: RuleIndex,
+}
+
+#[derive(Debug)]
+pub(crate) struct ShardState {
+    pub(crate) series: IdMap<Tracked>,
+    /// Series never scored: excluded by a rule, Vigil's own `anomaly_*` output, or over `detect.max_series`.
+    /// Remembered so each is resolved (and counted) once.
+    skipped: IdSet,
+    pub(crate) events: EventTracker,
+}
+
+impl ShardState {
+    pub(crate) fn new(close_after: u8) -> Self {
+        Self { series: IdMap::default(), skipped: IdSet::default(), events: EventTracker::new(close_after) }
+    }
+}
+
+/// Counts for one batch, added to the shared counters once.
+#[derive(Debug, Default)]
+struct Tally {
+    scored: u64,
+    out_of_order: u64,
+    not_finite: u64,
+    opened: u64,
+}
+
+/// The worker loop of shard `index`, until the buffer closes.
+pub(crate) fn run(
+    shared: &Shared,
+    index: usize,
+    mut subscription: Subscription,
+    runtime: &tokio::runtime::Handle,
+    write_back: Option<&tokio::sync::mpsc::Sender<WriteBack>>,
+) {
+    let mut encoder = Encoder::default();
+    let mut closed = Vec::new();
+    loop {
+        match runtime.block_on(subscription.next()) {
+            Next::Batch(batch) => {
+                let live = write_back.filter(|_| shared.live.load(Ordering::Relaxed));
+                score_batch(shared, index, &batch, live.map(|_| &mut encoder), &mut closed);
+                if !closed.is_empty() {
+                    shared.events.extend(closed.drain(..));
+                }
+                if let Some(tx) = live {
+                    for (tenant, body) in encoder.drain() {
+                        send(shared, tx, tenant, body);
+                    }
+                }
+            }
+            Next::Lagged(missed) => {
+                shared.metrics.lagged_batches.inc_by(missed);
+            }
+            Next::Closed => return,
+        }
+    }
+}
+
+/// Scores every sample of one sealed batch.
+fn score_batch(
+    shared: &Shared,
+    index: usize,
+    batch: &SealedBatch,
+    mut encoder: Option<&mut Encoder>,
+    closed: &mut Vec<Event>,
+) {
+    let samples = &batch.samples;
+    let (Some(ids), Some(times), Some(values), Some(slots)) = (
+        samples.column(0).as_primitive_opt::<UInt64Type>(),
+        samples.column(1).as_primitive_opt::<TimestampMillisecondType>(),
+        samples.column(2).as_primitive_opt::<Float64Type>(),
+        samples.column(3).as_primitive_opt::<UInt32Type>(),
+    ) else {
+        tracing::error!(shard = index, "A sealed batch does not have the samples schema. This is a bug.");
+        return;
+    };
+    let Some(state) = shared.shards.get(index) else { return };
+    let mut state = state.lock();
+    let ShardState { series, skipped, events } = &mut *state;
+    let mut tally = Tally::default();
+    for i in 0..samples.num_rows() {
+        let id = ids.value(i);
+        if skipped.contains(&id) {
+            continue;
+        }
+        let tracked = match series.entry(id) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => match shared.admit(slots.value(i)) {
+                Some(t) => e.insert(t),
+                None => {
+                    skipped.insert(id);
+                    continue;
+                }
+            },
+        };
+        let (ts, value) = (times.value(i), values.value(i));
+        if !value.is_finite() {
+            // Staleness markers and the like: nothing to score, and they say nothing about the level.
+            tally.not_finite += 1;
+            continue;
+        }
+        if ts <= tracked.last_ms {
+            tally.out_of_order += 1;
+            continue;
+        }
+        tracked.last_ms = ts;
+        let settings = shared.rules.settings(tracked.rule);
+        let Some(verdict) = tracked.detector.observe(settings, ts, value) else { continue };
+        tally.scored += 1;
+        let slot = tracked.slot;
+        let step = events.observe(id, ts, value, &verdict, || describe(&shared.registry, slot));
+        tally.opened += u64::from(step.opened);
+        closed.extend(step.closed);
+        if let Some(encoder) = encoder.as_deref_mut()
+            && let Some((key, tenant)) = shared.registry.series_by_slot(slot)
+        {
+            encoder.push(tenant, key, ts, &verdict);
+        }
+    }
+    drop(state);
+    let m = &shared.metrics;
+    m.samples_scored.inc_by(tally.scored);
+    m.anomalies.inc_by(tally.opened);
+    if tally.out_of_order > 0 {
+        m.skipped("out_of_order").inc_by(tally.out_of_order);
+    }
+    if tally.not_finite > 0 {
+        m.skipped("not_finite").inc_by(tally.not_finite);
+    }
+}
+
+/// Hands one tenant's body to the write-back channel, never waiting: when the channel is full the scores
+/// are dropped and counted, so detection never slows ingest down.
+fn send(shared: &Shared, tx: &tokio::sync::mpsc::Sender<WriteBack>, tenant: u32, body: Body) {
+    let Some(name) = shared.registry.tenant_name(tenant).cloned() else { return };
+    let samples = body.samples;
+    let bytes = match compress(&body.raw) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "Compressing scores for write-back failed. This is a bug.");
+            shared.metrics.writeback_dropped("refused", samples);
+            return;
+        }
+    };
+    match tx.try_send(WriteBack { tenant: name, body: bytes, samples }) {
+        Ok(()) => {
+            shared.metrics.writeback_samples.inc_by(samples);
+        }
+        Err(TrySendError::Full(_)) => shared.metrics.writeback_dropped("queue_full", samples),
+        Err(TrySendError::Closed(_)) => shared.metrics.writeback_dropped("closed", samples),
+    }
+}
+
+/// The labels of the series in `slot` as a JSON object, and its tenant's name.
+pub(crate) fn describe(registry: &vigil_ingest::series::SeriesRegistry, slot: u32) -> (Arc<str>, Arc<str>) {
+    let Some((key, tenant)) = registry.series_by_slot(slot) else { return (Arc::from(""), Arc::from("{}")) };
+    let labels: std::collections::BTreeMap<&str, &str> = decode_label_key(key).map(|p| (p.name, p.value)).collect();
+    let json = serde_json::to_string(&labels).unwrap_or_else(|_| "{}".into());
+    let tenant = registry.tenant_name(tenant).cloned().unwrap_or_else(|| Arc::from(""));
+    (tenant, Arc::from(json))
+}

@@ -1,0 +1,230 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use prometheus_client::registry::Registry;
+use prost::Message;
+use vigil_ingest::buffer::BufferConfig;
+use vigil_ingest::limits::IngestLimits;
+use vigil_ingest::remote_write::{RemoteWriteVersion, receive};
+use vigil_ingest::series::{MetadataStore, SeriesRegistryConfig, Tenant};
+use vigil_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
+
+use super::*;
+use crate::config::Rule;
+use crate::events::{EventQuery, Severity};
+use crate::selector::Selector;
+
+const STEP_MS: i64 = 15_000;
+const SPIKE_AT: usize = 300;
+
+struct Fixture {
+    buffer: Arc<MetricsBuffer>,
+    registry: Arc<SeriesRegistry>,
+    metadata: MetadataStore,
+    metrics: DetectMetrics,
+    engine: Engine,
+    scores: mpsc::Receiver<WriteBack>,
+}
+
+impl Fixture {
+    fn start(config: DetectConfig) -> Self {
+        Self::start_replaying(config, false)
+    }
+
+    fn start_replaying(config: DetectConfig, replaying: bool) -> Self {
+        let buffer = MetricsBuffer::new(BufferConfig {
+            shards: 2,
+            batch_rows: 256,
+            max_bytes: 64 << 20,
+            ..BufferConfig::default()
+        });
+        let registry = Arc::new(SeriesRegistry::new(&SeriesRegistryConfig::default(), "anonymous"));
+        let metrics = DetectMetrics::new(&mut Registry::default());
+        let (tx, scores) = mpsc::channel(1024);
+        let inputs = EngineInputs {
+            buffer: Arc::clone(&buffer),
+            registry: Arc::clone(&registry),
+            metrics: metrics.clone(),
+            write_back: Some(tx),
+            replaying,
+        };
+        let engine = Engine::start(&config, inputs).unwrap();
+        Self { buffer, registry, metadata: MetadataStore::default(), metrics, engine, scores }
+    }
+
+    fn write(&self, tenant: Tenant, series: Vec<TimeSeries>) {
+        let body = WriteRequest { timeseries: series, metadata: vec![] }.encode_to_vec();
+        let body = snap::raw::Encoder::new().compress_vec(&body).unwrap();
+        let limits = IngestLimits::default();
+        receive(&body, RemoteWriteVersion::V1, tenant, &limits, &self.registry, &self.metadata, &self.buffer).unwrap();
+    }
+
+    /// Seals and waits until the engine has read everything (its counters stop moving).
+    async fn settle(&self) {
+        self.buffer.seal_all();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut last = u64::MAX;
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let seen = self.metrics.samples_scored.get() + self.metrics.series_dropped.get();
+            if seen == last || Instant::now() > deadline {
+                return;
+            }
+            last = seen;
+        }
+    }
+
+    async fn stop(self) -> Vec<WriteBack> {
+        self.buffer.close();
+        self.engine.join().await;
+        let mut scores = self.scores;
+        let mut out = Vec::new();
+        while let Some(wb) = scores.recv().await {
+            out.push(wb);
+        }
+        out
+    }
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Vec<Label> {
+    pairs.iter().map(|(n, v)| Label { name: (*n).into(), value: (*v).into() }).collect()
+}
+
+/// Two hours ago: recent enough for the events' retention (`detect.events.max_age`).
+fn start_ms() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    (now.as_millis() as i64 - 7_200_000) / 1000 * 1000
+}
+
+/// Noise around 100 (a fixed xorshift sequence), one huge spike at [`SPIKE_AT`], from `start_ms` on.
+fn noisy_from(pairs: &[(&str, &str)], n: usize, start_ms: i64) -> TimeSeries {
+    let mut x = 0x2545_f491_4f6c_dd1d_u64;
+    let samples = (0..n)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let noise = (x % 1000) as f64 / 1000.0 - 0.5;
+            let value = if i == SPIKE_AT { 1000.0 } else { 100.0 + noise };
+            Sample { value, timestamp: start_ms + i as i64 * STEP_MS }
+        })
+        .collect();
+    TimeSeries { labels: labels(pairs), samples, ..Default::default() }
+}
+
+fn noisy(pairs: &[(&str, &str)], n: usize) -> TimeSeries {
+    noisy_from(pairs, n, start_ms())
+}
+
+fn query<'a>(tenant: &'a str, selectors: &'a [Selector]) -> EventQuery<'a> {
+    EventQuery { tenant, selectors, start_ms: None, end_ms: None, min_score: 0.0, limit: 100 }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spike_opens_one_event_and_its_scores_are_written_back() {
+    let config = DetectConfig {
+        rules: vec![Rule { selector: r#"{job="batch"}"#.into(), exclude: true, ..Rule::default() }],
+        ..DetectConfig::default()
+    };
+    let f = Fixture::start(config);
+    let team = f.registry.tenant("team-a").unwrap();
+    let start = start_ms();
+    let spike_ms = start + SPIKE_AT as i64 * STEP_MS;
+    // Sent in two requests, so the spike arrives in a later batch than the history.
+    let all = noisy_from(&[("__name__", "latency"), ("job", "api")], SPIKE_AT + 10, start);
+    let (before, after) = all.samples.split_at(SPIKE_AT);
+    f.write(team, vec![TimeSeries { samples: before.to_vec(), ..all.clone() }]);
+    f.write(team, vec![noisy(&[("__name__", "latency"), ("job", "batch")], SPIKE_AT + 10)]);
+    f.write(team, vec![TimeSeries { samples: after.to_vec(), ..all.clone() }]);
+    // Vigil's own output and a stale sample: neither scored.
+    f.write(team, vec![noisy(&[("__name__", "anomaly_score"), ("for", "latency"), ("job", "api")], 100)]);
+    f.write(team, vec![TimeSeries { samples: vec![Sample { value: 1.0, timestamp: start }], ..all.clone() }]);
+    f.settle().await;
+
+    let handle = f.engine.handle();
+    assert_eq!(handle.series_count(), 1, "the excluded series and anomaly_* are not scored");
+    let (events, _) = handle.anomalies(&query("team-a", &[]));
+    assert_eq!(events.len(), 1, "{events:?}");
+    let e = &events[0];
+    assert_eq!(e.labels.get("__name__").map(String::as_str), Some("latency"));
+    assert_eq!(e.peak_ms, spike_ms);
+    assert!(e.score > 1.0 && e.value == 1000.0, "{e:?}");
+    assert!(e.lower <= e.expected && e.expected <= e.upper && e.upper < 1000.0, "{e:?}");
+    assert!(e.severity <= Severity::P1, "a 900-unit spike on noise of ±0.5 is severe: {e:?}");
+    assert!(handle.anomalies(&query("anonymous", &[])).0.is_empty(), "other tenants see nothing");
+    assert_eq!(f.metrics.anomalies.get(), 1);
+    assert_eq!(f.metrics.skipped("out_of_order").get(), 1);
+    let table = handle.events_table();
+    assert_eq!(table.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    assert_eq!(table[0].schema(), crate::events::schema());
+
+    let sel = [Selector::parse(r#"latency{job="api"}"#).unwrap()];
+    let q =
+        ForecastQuery { tenant: "team-a", selectors: &sel, horizon_ms: 3_600_000, step_ms: 300_000, max_series: 10 };
+    let (forecasts, truncated) = handle.forecast(&q);
+    assert!(!truncated);
+    assert_eq!(forecasts.len(), 1);
+    assert_eq!(forecasts[0].points.len(), 12);
+    assert_eq!(forecasts[0].points[0].timestamp_ms, start + (SPIKE_AT as i64 + 9) * STEP_MS + 300_000);
+    assert!(handle.forecast(&ForecastQuery { tenant: "anonymous", ..q.clone() }).0.is_empty());
+
+    let scored = f.metrics.samples_scored.get();
+    let registry = Arc::clone(&f.registry);
+    let written = f.stop().await;
+    assert!(written.iter().all(|w| &*w.tenant == "team-a"));
+    assert_eq!(written.iter().map(|w| w.samples).sum::<u64>(), scored);
+    // The bodies are valid remote write: the receiver takes them, and they say what was scored.
+    let mut spike_score = None;
+    let check = MetricsBuffer::new(BufferConfig { shards: 1, ..BufferConfig::default() });
+    for w in &written {
+        let limits = IngestLimits::default();
+        receive(&w.body, RemoteWriteVersion::V1, team, &limits, &registry, &MetadataStore::default(), &check).unwrap();
+        let req = WriteRequest::decode(snap::raw::Decoder::new().decompress_vec(&w.body).unwrap().as_slice()).unwrap();
+        for ts in &req.timeseries {
+            let l: Vec<_> = ts.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+            if l == [("__name__", "anomaly_score"), ("for", "latency"), ("job", "api")]
+                && ts.samples[0].timestamp == spike_ms
+            {
+                spike_score = Some(ts.samples[0].value);
+            }
+        }
+    }
+    assert!(spike_score.is_some_and(|s| s > 1.0), "anomaly_score at the spike: {spike_score:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_over_the_cap_are_dropped_and_counted_and_replay_writes_nothing_back() {
+    let config = DetectConfig { max_series: 2, ..DetectConfig::default() };
+    let mut f = Fixture::start_replaying(config, true);
+    let t = f.registry.default_tenant();
+    let series = (0..5).map(|i| noisy(&[("__name__", "m"), ("i", &i.to_string())], 50)).collect();
+    f.write(t, series);
+    f.settle().await;
+    assert_eq!(f.engine.handle().series_count(), 2);
+    assert_eq!(f.metrics.series_dropped.get(), 3, "each dropped series counted once");
+    assert_eq!(f.metrics.series.get(), 2);
+    assert!(f.metrics.samples_scored.get() > 0);
+    assert!(f.scores.try_recv().is_err(), "nothing written back while replaying");
+    f.engine.handle().replay_done();
+    f.write(t, vec![noisy_from(&[("__name__", "m"), ("i", "0")], 60, start_ms() + 3_600_000)]);
+    f.settle().await;
+    let written = f.stop().await;
+    assert!(!written.is_empty(), "written back once replay is done");
+}
+
+#[test]
+fn an_invalid_config_or_no_runtime_is_an_error() {
+    let buffer = MetricsBuffer::new(BufferConfig { shards: 1, ..BufferConfig::default() });
+    let registry = Arc::new(SeriesRegistry::new(&SeriesRegistryConfig::default(), "anonymous"));
+    let inputs = || EngineInputs {
+        buffer: Arc::clone(&buffer),
+        registry: Arc::clone(&registry),
+        metrics: DetectMetrics::default(),
+        write_back: None,
+        replaying: false,
+    };
+    let bad = DetectConfig { max_series: 0, ..DetectConfig::default() };
+    assert!(matches!(Engine::start(&bad, inputs()), Err(EngineError::Config(p)) if p[0].contains("detect.max_series")));
+    assert!(matches!(Engine::start(&DetectConfig::default(), inputs()), Err(EngineError::NoRuntime)));
+}

@@ -1,0 +1,227 @@
+//! The anomaly events table: closed events as Arrow record batches, bounded by `detect.events`.
+//!
+//! Closed events gather in a small row list and are turned into an immutable chunk every
+//! [`CHUNK_ROWS`]; a reader gets the chunks (shared, not copied) plus one batch built from the rows not yet
+//! chunked and the events still open. Retention drops the oldest rows, slicing a chunk when only part of
+//! it has to go.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, LazyLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arrow_array::builder::{
+    BooleanBuilder, Float32Builder, Float64Builder, StringBuilder, TimestampMillisecondBuilder, UInt64Builder,
+};
+use arrow_array::{Array, ArrayRef, RecordBatch, TimestampMillisecondArray};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
+use parking_lot::Mutex;
+
+use super::Event;
+use crate::config::EventsConfig;
+use crate::verdict::Contributions;
+
+/// Rows per chunk: large enough that per-batch overhead is small, small enough that a reader's extra
+/// batch stays cheap to build.
+pub(crate) const CHUNK_ROWS: usize = 1024;
+
+/// The detectors' names, in [`Contributions::iter`] order: one `detector_<name>` column each.
+pub(crate) static DETECTORS: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| Contributions::default().iter().map(|(name, _)| name).collect());
+
+static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let ts = || DataType::Timestamp(TimeUnit::Millisecond, None);
+    let mut fields = vec![
+        Field::new("tenant", DataType::Utf8, false),
+        Field::new("series_id", DataType::UInt64, false),
+        // A JSON object: label sets differ per series, so a fixed column per label cannot hold them.
+        Field::new("labels", DataType::Utf8, false),
+        Field::new("start", ts(), false),
+        Field::new("end", ts(), false),
+        Field::new("peak_at", ts(), false),
+        Field::new("score", DataType::Float64, false),
+        Field::new("value", DataType::Float64, false),
+        Field::new("expected", DataType::Float64, false),
+        Field::new("lower", DataType::Float64, false),
+        Field::new("upper", DataType::Float64, false),
+    ];
+    fields.extend(DETECTORS.iter().map(|name| Field::new(format!("detector_{name}"), DataType::Float32, false)));
+    fields.push(Field::new("severity", DataType::Utf8, false));
+    fields.push(Field::new("open", DataType::Boolean, false));
+    Arc::new(Schema::new(fields))
+});
+
+/// The events table's schema: tenant, series_id, labels (JSON), start, end, peak_at, score, value,
+/// expected, lower, upper (all at the peak), one `detector_<name>` Float32 per detector, severity, open.
+pub fn schema() -> SchemaRef {
+    Arc::clone(&SCHEMA)
+}
+
+/// Column positions, by the schema above.
+pub(crate) mod col {
+    pub(crate) const TENANT: usize = 0;
+    pub(crate) const LABELS: usize = 2;
+    pub(crate) const START: usize = 3;
+    pub(crate) const END: usize = 4;
+    pub(crate) const PEAK_AT: usize = 5;
+    pub(crate) const SCORE: usize = 6;
+    pub(crate) const VALUE: usize = 7;
+    pub(crate) const EXPECTED: usize = 8;
+    pub(crate) const LOWER: usize = 9;
+    pub(crate) const UPPER: usize = 10;
+    pub(crate) const FIRST_DETECTOR: usize = 11;
+}
+
+/// Closed events, all tenants, oldest first.
+#[derive(Debug)]
+pub struct EventLog {
+    max_events: usize,
+    max_age_ms: i64,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    chunks: VecDeque<RecordBatch>,
+    chunk_rows: usize,
+    pending: Vec<Event>,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl EventLog {
+    pub fn new(config: &EventsConfig) -> Self {
+        Self {
+            max_events: config.max_events.max(1),
+            max_age_ms: i64::try_from(config.max_age.as_millis()).unwrap_or(i64::MAX),
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// Closed events held.
+    pub fn len(&self) -> usize {
+        let inner = self.inner.lock();
+        inner.chunk_rows + inner.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds closed events, then applies retention.
+    pub fn extend(&self, events: impl IntoIterator<Item = Event>) {
+        self.extend_at(events, now_ms());
+    }
+
+    pub(crate) fn extend_at(&self, events: impl IntoIterator<Item = Event>, now_ms: i64) {
+        let mut inner = self.inner.lock();
+        for event in events {
+            inner.pending.push(event);
+            if inner.pending.len() >= CHUNK_ROWS {
+                let rows = std::mem::take(&mut inner.pending);
+                match to_batch(rows.iter()) {
+                    Ok(batch) => {
+                        inner.chunk_rows += batch.num_rows();
+                        inner.chunks.push_back(batch);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "Building an events chunk failed; its events are lost. This is a bug.")
+                    }
+                }
+            }
+        }
+        self.retain(&mut inner, now_ms);
+    }
+
+    /// The closed events (after retention) as record batches, oldest first, then `open` as a last batch.
+    pub fn snapshot(&self, open: &[Event]) -> Vec<RecordBatch> {
+        let mut inner = self.inner.lock();
+        self.retain(&mut inner, now_ms());
+        let mut out: Vec<RecordBatch> = inner.chunks.iter().cloned().collect();
+        let tail = to_batch(inner.pending.iter().chain(open));
+        drop(inner);
+        match tail {
+            Ok(batch) if batch.num_rows() > 0 => out.push(batch),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "Building the events snapshot failed. This is a bug."),
+        }
+        out
+    }
+
+    fn retain(&self, inner: &mut Inner, now_ms: i64) {
+        let cutoff = now_ms.saturating_sub(self.max_age_ms);
+        loop {
+            let surplus = (inner.chunk_rows + inner.pending.len()).saturating_sub(self.max_events);
+            let Some(front) = inner.chunks.front() else {
+                let expired = inner.pending.iter().take_while(|e| e.end_ms < cutoff).count();
+                inner.pending.drain(..surplus.max(expired).min(inner.pending.len()));
+                return;
+            };
+            let expired = front
+                .column(col::END)
+                .as_any()
+                .downcast_ref::<TimestampMillisecondArray>()
+                .map_or(0, |ends| ends.values().iter().take_while(|&&end| end < cutoff).count());
+            let drop = surplus.max(expired).min(front.num_rows());
+            if drop == 0 {
+                return;
+            }
+            inner.chunk_rows -= drop;
+            if drop == front.num_rows() {
+                inner.chunks.pop_front();
+            } else {
+                let rest = front.slice(drop, front.num_rows() - drop);
+                inner.chunks[0] = rest;
+                return;
+            }
+        }
+    }
+}
+
+/// One record batch of events.
+fn to_batch<'a>(events: impl Iterator<Item = &'a Event> + Clone) -> Result<RecordBatch, ArrowError> {
+    let n = events.clone().count();
+    let mut tenant = StringBuilder::with_capacity(n, n * 8);
+    let mut series = UInt64Builder::with_capacity(n);
+    let mut labels = StringBuilder::with_capacity(n, n * 64);
+    let (mut start, mut end, mut peak_at) = (
+        TimestampMillisecondBuilder::with_capacity(n),
+        TimestampMillisecondBuilder::with_capacity(n),
+        TimestampMillisecondBuilder::with_capacity(n),
+    );
+    let mut floats: [Float64Builder; 5] = std::array::from_fn(|_| Float64Builder::with_capacity(n));
+    let mut detectors: Vec<Float32Builder> = DETECTORS.iter().map(|_| Float32Builder::with_capacity(n)).collect();
+    let mut severity = StringBuilder::with_capacity(n, n * 2);
+    let mut open = BooleanBuilder::with_capacity(n);
+    for e in events {
+        tenant.append_value(&*e.tenant);
+        series.append_value(e.series_id);
+        labels.append_value(&*e.labels);
+        start.append_value(e.start_ms);
+        end.append_value(e.end_ms);
+        peak_at.append_value(e.peak.timestamp_ms);
+        let p = &e.peak;
+        for (b, v) in floats.iter_mut().zip([p.score, p.value, p.expected, p.lower, p.upper]) {
+            b.append_value(v);
+        }
+        for (b, (_, v)) in detectors.iter_mut().zip(p.contributions.iter()) {
+            b.append_value(v);
+        }
+        severity.append_value(e.severity().as_str());
+        open.append_value(e.open);
+    }
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(tenant.finish()),
+        Arc::new(series.finish()),
+        Arc::new(labels.finish()),
+        Arc::new(start.finish()),
+        Arc::new(end.finish()),
+        Arc::new(peak_at.finish()),
+    ];
+    columns.extend(floats.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+    columns.extend(detectors.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+    columns.push(Arc::new(severity.finish()));
+    columns.push(Arc::new(open.finish()));
+    RecordBatch::try_new(schema(), columns)
+}
