@@ -1,6 +1,7 @@
 //! `vigil`: the observability ingest gateway and anomaly engine.
 
 mod config;
+mod eval;
 mod topology;
 
 use std::path::PathBuf;
@@ -29,6 +30,8 @@ enum Command {
         /// The YAML file to check.
         file: PathBuf,
     },
+    /// Replay labelled CSV series through the detector and print their NAB scores.
+    Eval(eval::EvalArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
         Command::Serve(args) => serve(args),
+        Command::Eval(args) => eval::run(&args),
     }
 }
 
