@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use vigil_detect::DetectConfig;
 use vigil_forward::ForwardMode;
 use vigil_forward::loki::LokiConfig;
 use vigil_forward::tempo::TempoConfig;
@@ -40,6 +41,8 @@ pub(crate) struct Config {
     pub(crate) wal: WalConfig,
     /// Limits on what one forwarder may have undelivered.
     pub(crate) queue: QueueConfig,
+    /// Anomaly detection over the metrics window: rules by selector, cap, write-back, events.
+    pub(crate) detect: DetectConfig,
 }
 
 impl Default for Config {
@@ -58,6 +61,7 @@ impl Default for Config {
             forward: ForwardConfig::default(),
             wal: WalConfig::default(),
             queue: QueueConfig::default(),
+            detect: DetectConfig::default(),
         }
     }
 }
@@ -194,6 +198,9 @@ impl Config {
                 problems.push(format!("forward.victoriametrics lists {:?} twice", vm.url));
             }
         }
+        if let Err(detect) = self.detect.validate() {
+            problems.extend(detect);
+        }
         if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
     }
 }
@@ -244,6 +251,21 @@ mod tests {
         assert_eq!((c.limits.max_samples_per_second_per_tenant, c.series.series_per_tenant()), (0, 100));
         let c = Config::from_yaml("limits:\n  samples_per_second_burst: 5\n").unwrap();
         assert!(c.validate().unwrap_err().to_string().contains("limits.samples_per_second_burst"));
+    }
+
+    #[test]
+    fn the_detect_section_parses_and_reports_its_problems() {
+        let c = Config::from_yaml(
+            "detect:\n  max_series: 10\n  rules:\n    - match: 'latency{job=\"api\"}'\n      settings:\n        direction: up\n    - match: '{__name__=~\"debug_.+\"}'\n      exclude: true\n  events:\n    max_age: 1d\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!((c.detect.max_series, c.detect.rules.len()), (10, 2));
+        assert!(c.detect.enabled, "on unless turned off");
+        let c = Config::from_yaml("detect:\n  rules:\n    - match: 'up{'\n").unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("detect.rules[0].match"), "{err}");
+        assert!(Config::from_yaml("detect:\n  rulez: []\n").is_err());
     }
 
     #[test]

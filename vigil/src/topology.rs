@@ -1,10 +1,12 @@
 //! The one place where stages are built from a validated [`Config`] and connected.
 //!
-//! Start order: buffers and registry → write-ahead logs (opened and repaired) → forwarders (each resumes at
-//! its position in its log) → HTTP and gRPC servers → replay of the logs' recent part into the buffers, after
-//! which readiness turns green. Stop order, all within `server.shutdown_timeout`: stop accepting and finish
-//! in-flight requests → close the logs → forwarders deliver to the end of their log and stop (what they do
-//! not deliver in time stays in the log for the next start).
+//! Start order: buffers and registry → detection engine (reading the metrics buffer, write-back held) →
+//! write-ahead logs (opened and repaired) → forwarders (each resumes at its position in its log) → HTTP and
+//! gRPC servers → replay of the logs' recent part into the buffers, after which readiness turns green and
+//! scores are written back. Stop order, all within `server.shutdown_timeout`: stop accepting and finish
+//! in-flight requests → close the metrics buffer, let detection score it to the end and log its last scores →
+//! close the logs → forwarders deliver to the end of their log and stop (what they do not deliver in time
+//! stays in the log for the next start).
 
 use std::future::IntoFuture;
 use std::sync::Arc;
@@ -12,6 +14,8 @@ use std::sync::atomic::AtomicU64;
 
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use vigil_detect::{DetectMetrics, Engine, EngineInputs, WriteBack};
 use vigil_forward::send::Target;
 use vigil_forward::telemetry::ForwardMetrics;
 use vigil_forward::victoriametrics::{self, ForwarderHandle};
@@ -23,11 +27,11 @@ use vigil_ingest::otlp::traces::{self, OtlpTracesState};
 use vigil_ingest::otlp::{self, OtlpHttpState};
 use vigil_ingest::remote_write::{self, RemoteWriteState};
 use vigil_ingest::series::{MetadataStore, SeriesRegistry};
-use vigil_ingest::telemetry::IngestMetrics;
+use vigil_ingest::telemetry::{IngestMetrics, ProtocolLabels};
 use vigil_ingest::wal::replay as wal_replay;
 use vigil_ingest::wal::{Consumer, Wal};
 
-use vigil_query::{BackendStatus, ReadinessState, ReplayReport, SelfMetrics};
+use vigil_query::{AnomalyApi, BackendStatus, ReadinessState, ReplayReport, SelfMetrics};
 
 use crate::config::Config;
 
@@ -43,6 +47,8 @@ pub(crate) enum RunError {
     Forwarder(String),
     #[error("{0}")]
     Wal(vigil_ingest::wal::OpenError),
+    #[error("{0}")]
+    Detect(vigil_detect::engine::EngineError),
 }
 
 /// Forwarders being started, and what readiness will report of them.
@@ -102,6 +108,7 @@ pub(crate) async fn run(
     let mut registry = Registry::default();
     let ingest_metrics = IngestMetrics::new(&mut registry);
     let forward_metrics = ForwardMetrics::new(&mut registry);
+    let detect_metrics = DetectMetrics::new(&mut registry);
 
     let buffer = MetricsBuffer::new(config.buffer.clone());
     let series = Arc::new(SeriesRegistry::new(&config.series, &config.tenancy.default_tenant));
@@ -112,6 +119,22 @@ pub(crate) async fn run(
     let spans_sealer = tokio::spawn(Arc::clone(&spans).run_sealer());
     let logs = LogsBuffer::new(config.logs_buffer.clone());
     let logs_sealer = tokio::spawn(Arc::clone(&logs).run_sealer());
+    // Scores on their way back into the metrics path; bounded, the engine drops (and counts) rather than wait.
+    let (scores_tx, scores_rx) = mpsc::channel::<WriteBack>(WRITE_BACK_QUEUE);
+    let engine = if config.detect.enabled {
+        let inputs = EngineInputs {
+            buffer: Arc::clone(&buffer),
+            registry: Arc::clone(&series),
+            metrics: detect_metrics.clone(),
+            write_back: Some(scores_tx),
+            replaying: true,
+        };
+        Some(Engine::start(&config.detect, inputs).map_err(RunError::Detect)?)
+    } else {
+        drop(scores_tx);
+        None
+    };
+    let detect = engine.as_ref().map(Engine::handle);
 
     // One byte total for every log: `wal.max_bytes` bounds them together.
     let wal_bytes = Arc::new(AtomicU64::new(0));
@@ -190,6 +213,7 @@ pub(crate) async fn run(
         wal: Some(Arc::clone(&metrics_wal)),
         rate_limit: Arc::clone(&rate_limit),
     });
+    let write_back = tokio::spawn(write_back_scores(scores_rx, Arc::clone(&rw_state), detect_metrics));
     let otlp_state = Arc::new(OtlpHttpState {
         limits: config.limits.clone(),
         series: Arc::clone(&series),
@@ -236,7 +260,11 @@ pub(crate) async fn run(
         .merge(traces::traces_router(traces_state))
         .merge(otlp::logs::logs_router(logs_state))
         .merge(loki::router(loki_state))
-        .merge(vigil_query::router(Arc::clone(&readiness), self_metrics));
+        .merge(vigil_query::router(Arc::clone(&readiness), self_metrics))
+        .merge(vigil_query::anomalies_router(Arc::new(AnomalyApi {
+            detect: detect.clone(),
+            default_tenant: config.tenancy.default_tenant.clone(),
+        })));
 
     let addr = config.server.http_listen.clone();
     let listener = TcpListener::bind(&addr).await.map_err(|source| RunError::Bind { addr: addr.clone(), source })?;
@@ -263,6 +291,7 @@ pub(crate) async fn run(
         let (mw, lw, sw) = (Arc::clone(&metrics_wal), Arc::clone(&logs_wal), Arc::clone(&spans_wal));
         let (series, metadata, buffer) = (Arc::clone(&series), Arc::clone(&metadata_for_replay), Arc::clone(&buffer));
         let (logs, spans, readiness) = (Arc::clone(&logs), Arc::clone(&spans), Arc::clone(&readiness));
+        let detect = detect.clone();
         let sizes = [config.buffer.max_bytes, config.logs_buffer.max_bytes, config.spans_buffer.max_bytes];
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
@@ -287,6 +316,9 @@ pub(crate) async fn run(
                 .collect();
             let seconds = started.elapsed().as_secs_f64();
             readiness.replay_done(reports, seconds);
+            if let Some(detect) = &detect {
+                detect.replay_done();
+            }
             tracing::info!(seconds, "Start-up replay done; ready.");
         })
     };
@@ -322,12 +354,21 @@ pub(crate) async fn run(
     }
     tracing::info!("Stopped accepting requests; forwarding what is logged.");
     readiness.stopping();
+    // Detection reads the metrics buffer to its end, and its last scores go into the log before it closes.
+    buffer.seal_all();
+    buffer.close();
+    if let Some(engine) = engine
+        && tokio::time::timeout_at(deadline, engine.join()).await.is_err()
+    {
+        tracing::warn!("Detection did not finish scoring the buffer in time.");
+    }
+    if tokio::time::timeout_at(deadline, write_back).await.is_err() {
+        tracing::warn!("The last scores were not written back in time.");
+    }
     // Everything acknowledged is in the log; closing it lets each forwarder deliver to its end and stop.
     for wal in &wals {
         wal.close();
     }
-    buffer.seal_all();
-    buffer.close();
     spans.seal_all();
     spans.close();
     logs.seal_all();
@@ -347,4 +388,67 @@ pub(crate) async fn run(
         }
     }
     served.map_err(RunError::Serve)
+}
+
+/// Write-back bodies waiting for the receiver, at most. A body is one buffer batch's scores of one tenant
+/// (up to 4 MiB before compression), so this bounds the queue's memory to a few tens of MiB.
+const WRITE_BACK_QUEUE: usize = 32;
+/// Write-back requests waiting for their log sync at once; more wait for the oldest first.
+const WRITE_BACK_IN_FLIGHT: usize = 16;
+
+/// Feeds the engine's scores to the remote-write receiver, so they are logged, buffered and forwarded like
+/// any other series (and counted as `vigil_ingest_samples_total{protocol="anomaly_writeback"}`). A body the
+/// metrics path refuses (log full, series limits) is dropped and counted, never retried: the next batch's
+/// scores are as good.
+async fn write_back_scores(mut scores: mpsc::Receiver<WriteBack>, into: Arc<RemoteWriteState>, metrics: DetectMetrics) {
+    let mut syncing = tokio::task::JoinSet::new();
+    let mut last_warning: Option<std::time::Instant> = None;
+    while let Some(wb) = scores.recv().await {
+        let received = log_scores(&into, &wb);
+        match received {
+            Ok(r) => {
+                into.metrics
+                    .samples
+                    .get_or_create(&ProtocolLabels { protocol: "anomaly_writeback" })
+                    .inc_by(r.counts.samples);
+                if let Some(durable) = r.durable {
+                    while syncing.len() >= WRITE_BACK_IN_FLIGHT {
+                        syncing.join_next().await;
+                    }
+                    let (metrics, samples) = (metrics.clone(), wb.samples);
+                    syncing.spawn(async move {
+                        if durable.durable().await.is_err() {
+                            metrics.writeback_dropped("log_failed", samples);
+                        }
+                    });
+                }
+            }
+            Err(error) => {
+                metrics.writeback_dropped("refused", wb.samples);
+                if last_warning.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60)) {
+                    last_warning = Some(std::time::Instant::now());
+                    tracing::warn!(%error, "The metrics path refused scores for write-back; they are dropped (see vigil_detect_writeback_dropped_samples_total).");
+                }
+            }
+        }
+    }
+    while syncing.join_next().await.is_some() {}
+}
+
+/// One body of scores into the metrics log and buffer, as a remote-write request of its tenant would go.
+fn log_scores(into: &RemoteWriteState, wb: &WriteBack) -> Result<remote_write::Received, String> {
+    let tenant = into.series.tenant(&wb.tenant).map_err(|e| e.to_string())?;
+    if let Some(wal) = &into.wal {
+        wal.admit().map_err(|e| e.to_string())?;
+    }
+    let destination = remote_write::Destination {
+        limits: &into.limits,
+        series: &into.series,
+        metadata: &into.metadata,
+        buffer: &into.buffer,
+        wal: into.wal.as_deref(),
+        rate_limit: None,
+    };
+    remote_write::receive_logged(&wb.body, remote_write::RemoteWriteVersion::V1, tenant, &destination)
+        .map_err(|e| e.to_string())
 }
