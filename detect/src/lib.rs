@@ -18,6 +18,7 @@ pub mod rules;
 pub mod selector;
 mod series;
 mod settings;
+mod stats;
 pub mod telemetry;
 mod verdict;
 

@@ -29,6 +29,9 @@ impl Contributions {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Verdict {
     pub score: f64,
+    /// The score judged against the series' own history, with repeats of an ongoing anomaly suppressed:
+    /// what alerting (and `vigil eval`) uses. > 1 fires.
+    pub alert: f64,
     pub expected: f64,
     pub lower: f64,
     pub upper: f64,
@@ -36,9 +39,9 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    /// The score mapped onto [0, 1] (0.5 at the anomaly threshold 1), as `vigil eval` writes it.
+    /// The alerting score mapped onto [0, 1] (0.5 at the alerting threshold 1), as `vigil eval` writes it.
     pub fn unit_score(&self) -> f64 {
-        if self.score.is_finite() { self.score.max(0.0) / (1.0 + self.score.max(0.0)) } else { 1.0 }
+        if self.alert.is_finite() { self.alert.max(0.0) / (1.0 + self.alert.max(0.0)) } else { 1.0 }
     }
 }
 

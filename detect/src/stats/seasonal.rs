@@ -1,0 +1,176 @@
+//! Seasonal baselines: a daily profile (96 quarter-hour buckets) of the series' values, and a weekly
+//! correction to it (168 hour buckets), learnt by exponential smoothing per bucket.
+//!
+//! This is the streaming counterpart of a seasonal decomposition: O(1) per sample and about 1 KiB per series,
+//! where MSTL needs the whole history (the forecast, `SeriesDetector::forecast`, builds on the same profile).
+//! The daily profile holds absolute values, so what is learnt one day does not depend on a level that was
+//! still settling; a shifted level is re-learnt within a few periods. It is only
+//! trusted once it has seen a whole day and explains the series clearly better than a plain level
+//! ([`Seasonal::fits`], with hysteresis).
+
+const DAY_MS: i64 = 86_400_000;
+const WEEK_MS: i64 = 7 * DAY_MS;
+pub(crate) const DAILY_BUCKETS: usize = 96;
+pub(crate) const WEEKLY_BUCKETS: usize = 168;
+/// Weight one period's samples of a bucket get together: the profile follows a changed pattern in a few
+/// periods, and one odd day moves it by a quarter.
+const PERIOD_WEIGHT: f64 = 0.25;
+const CLIP: f64 = 3.0;
+const SIGMA_PER_MAD: f64 = 1.253;
+/// Residual scale (as a fraction of the plain level's) under which the profile is trusted, and over which
+/// it stops being trusted.
+const FITS_BELOW: f64 = 0.6;
+const FAILS_ABOVE: f64 = 0.85;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Seasonal {
+    daily: [f32; DAILY_BUCKETS],
+    weekly: [f32; WEEKLY_BUCKETS],
+    /// Sum and count of the filled daily buckets: their mean is the level the offsets are taken from.
+    daily_sum: f64,
+    daily_filled: u32,
+    /// A plain level over about a day, the reference the profile must beat.
+    base: f64,
+    /// Mean absolute residual of the profile and of the plain level.
+    mad: f64,
+    base_mad: f64,
+    first_ms: i64,
+    n: u32,
+    fitting: bool,
+    /// Per-sample smoothing weights for the usual interval they were computed for.
+    weights_for: f64,
+    daily_weight: f64,
+    weekly_weight: f64,
+}
+
+/// Where a timestamp falls in the two profiles.
+#[derive(Debug, Clone, Copy)]
+struct Buckets {
+    day: usize,
+    week: usize,
+}
+
+impl Buckets {
+    fn of(timestamp_ms: i64) -> Self {
+        let in_day = timestamp_ms.rem_euclid(DAY_MS);
+        let in_week = timestamp_ms.rem_euclid(WEEK_MS);
+        Self {
+            day: (in_day / (DAY_MS / DAILY_BUCKETS as i64)) as usize % DAILY_BUCKETS,
+            week: (in_week / (WEEK_MS / WEEKLY_BUCKETS as i64)) as usize % WEEKLY_BUCKETS,
+        }
+    }
+}
+
+impl Seasonal {
+    pub(crate) fn new(x: f64, timestamp_ms: i64) -> Self {
+        Self {
+            daily: [f32::NAN; DAILY_BUCKETS],
+            weekly: [f32::NAN; WEEKLY_BUCKETS],
+            daily_sum: 0.0,
+            daily_filled: 0,
+            base: x,
+            mad: 0.0,
+            base_mad: 0.0,
+            first_ms: timestamp_ms,
+            n: 1,
+            fitting: false,
+            weights_for: 0.0,
+            daily_weight: 0.0,
+            weekly_weight: 0.0,
+        }
+    }
+
+    fn weekly_on(&self, now_ms: i64) -> bool {
+        now_ms - self.first_ms >= WEEK_MS + DAY_MS
+    }
+
+    /// The profile's prediction at `timestamp_ms`, once it has a full day behind it.
+    pub(crate) fn expected(&self, timestamp_ms: i64) -> Option<f64> {
+        if timestamp_ms - self.first_ms < DAY_MS {
+            return None;
+        }
+        let b = Buckets::of(timestamp_ms);
+        let d = self.daily[b.day];
+        if d.is_nan() {
+            return None;
+        }
+        let w = self.weekly[b.week];
+        let weekly = if self.weekly_on(timestamp_ms) && !w.is_nan() { f64::from(w) } else { 0.0 };
+        Some(f64::from(d) + weekly)
+    }
+
+    /// The profile's offset from its mean at `timestamp_ms`: what deseasonalising subtracts.
+    pub(crate) fn offset(&self, timestamp_ms: i64) -> Option<f64> {
+        let mean = self.daily_sum / f64::from(self.daily_filled.max(1));
+        self.expected(timestamp_ms).map(|e| e - mean)
+    }
+
+    pub(crate) fn sigma(&self, floor: f64) -> f64 {
+        (self.mad * SIGMA_PER_MAD).max(floor)
+    }
+
+    /// The profile explains the series: its residuals are well under those of a plain level.
+    pub(crate) fn fits(&self) -> bool {
+        self.fitting
+    }
+
+    /// Learns `x` at `timestamp_ms`; `interval_ms` is the series' usual sample interval.
+    pub(crate) fn update(&mut self, x: f64, timestamp_ms: i64, interval_ms: f64, floor: f64) {
+        let interval = interval_ms.max(1.0);
+        self.n = self.n.saturating_add(1);
+        let slow = (interval / DAY_MS as f64 * 2.0).min(0.05);
+        let rb = (x - self.base).abs();
+        match self.expected(timestamp_ms) {
+            Some(expected) => {
+                let s = self.sigma(floor);
+                self.mad += slow * ((x - expected).abs().min(CLIP * s) - self.mad);
+                self.base_mad += slow * (rb - self.base_mad);
+                let ratio = self.mad / self.base_mad.max(f64::MIN_POSITIVE);
+                if self.fitting && ratio > FAILS_ABOVE {
+                    self.fitting = false;
+                } else if !self.fitting && ratio < FITS_BELOW && timestamp_ms - self.first_ms >= DAY_MS + DAY_MS / 4 {
+                    self.fitting = true;
+                }
+            }
+            None => {
+                self.base_mad += slow.max(1.0 / f64::from(self.n)) * (rb - self.base_mad);
+                self.mad = self.base_mad;
+            }
+        }
+        self.base += (interval / DAY_MS as f64).max(1.0 / f64::from(self.n)) * (x - self.base);
+        if self.weights_for != interval {
+            self.weights_for = interval;
+            self.daily_weight = per_sample_weight(interval, DAY_MS as f64 / DAILY_BUCKETS as f64);
+            self.weekly_weight = per_sample_weight(interval, WEEK_MS as f64 / WEEKLY_BUCKETS as f64);
+        }
+        let b = Buckets::of(timestamp_ms);
+        let d = &mut self.daily[b.day];
+        let old = *d;
+        *d = if old.is_nan() { x as f32 } else { (f64::from(old) + self.daily_weight * (x - f64::from(old))) as f32 };
+        if old.is_nan() {
+            self.daily_filled += 1;
+            self.daily_sum += f64::from(*d);
+        } else {
+            self.daily_sum += f64::from(*d) - f64::from(old);
+        }
+        let daily_now = f64::from(*d);
+        // The weekly correction learns what the daily profile misses on this day of the week; it is only
+        // meaningful once the daily profile has settled, and only used after a week.
+        if timestamp_ms - self.first_ms >= DAY_MS {
+            let target = x - daily_now;
+            let w = &mut self.weekly[b.week];
+            *w = if w.is_nan() {
+                target as f32
+            } else {
+                (f64::from(*w) + self.weekly_weight * (target - f64::from(*w))) as f32
+            };
+        }
+    }
+}
+
+/// The per-sample smoothing weight so that one period's samples in a bucket (`bucket_ms / interval` of
+/// them) weigh `PERIOD_WEIGHT` together.
+fn per_sample_weight(interval_ms: f64, bucket_ms: f64) -> f64 {
+    let samples = (bucket_ms / interval_ms).max(1.0);
+    1.0 - (1.0 - PERIOD_WEIGHT).powf(1.0 / samples)
+}
