@@ -7,7 +7,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -15,31 +15,13 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, TimestampMillisecondType, UInt32Type, UInt64Type};
 use tokio::sync::mpsc::error::TrySendError;
 use vigil_ingest::buffer::{Next, SealedBatch, Subscription};
-use vigil_ingest::series::decode_label_key;
+use vigil_ingest::series::{IdHasher, decode_label_key};
 
 use super::writeback::{Body, Encoder, compress};
 use super::{Shared, WriteBack};
 use crate::events::{Event, EventTracker};
 use crate::rules::RuleIndex;
 use crate::series::SeriesDetector;
-
-/// Series ids are already uniform hashes: use them as they are.
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
 
 type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 type IdSet = HashSet<u64, BuildHasherDefault<IdHasher>>;

@@ -12,4 +12,6 @@ mod registry;
 pub(crate) use key::push_label;
 pub use key::{LabelPair, LabelSetKey, decode_label_key};
 pub use metadata::{FamilyMetadata, MetadataStore};
-pub use registry::{KeyHash, Lookup, RegistryError, SeriesId, SeriesRef, SeriesRegistry, SeriesRegistryConfig, Tenant};
+pub use registry::{
+    IdHasher, KeyHash, Lookup, RegistryError, SeriesId, SeriesRef, SeriesRegistry, SeriesRegistryConfig, Tenant,
+};

@@ -91,9 +91,10 @@ impl SeriesRegistryConfig {
     }
 }
 
-/// The map key is already a uniformly distributed hash; hashing it again would be wasted work.
-#[derive(Default)]
-struct IdHasher(u64);
+/// For maps keyed by series id: the id is already a uniformly distributed hash, and hashing it again
+/// would be wasted work.
+#[derive(Debug, Default)]
+pub struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
