@@ -117,8 +117,10 @@ impl SeriesDetector {
         } else {
             self.interval_ms + 0.05 * (dt.min(3.0 * self.interval_ms) - self.interval_ms)
         };
-        let verdict = (self.seen >= settings.min_history).then(|| self.score(settings, timestamp_ms, value, gap));
-        self.learn(timestamp_ms, value, gap);
+        // Scoring and learning both watch the deseasonalised sample, against the profile as it was before it.
+        let offset = self.offset(timestamp_ms);
+        let verdict = (self.seen >= settings.min_history).then(|| self.score(settings, value, offset, gap));
+        self.learn(settings, timestamp_ms, value, offset, gap);
         self.last_ms = timestamp_ms;
         self.last_raw = raw;
         self.last_value = value;
@@ -163,7 +165,12 @@ impl SeriesDetector {
 
     /// A floor for every scale: a flat series has none, and a change on it must still be measurable.
     fn floor(&self, settings: &Settings) -> f64 {
-        (1e-6 * self.level.level.abs()).max(settings.min_deviation / LEVEL_Z).max(1e-9)
+        self.scale_floor().max(settings.min_deviation / LEVEL_Z)
+    }
+
+    /// The floor the models learn with (and forecast with): no scale is ever below it.
+    fn scale_floor(&self) -> f64 {
+        (1e-6 * self.level.level.abs()).max(1e-9)
     }
 
     /// The seasonal offset at `timestamp_ms` once the profile explains the series, else 0: the level,
@@ -175,8 +182,7 @@ impl SeriesDetector {
         }
     }
 
-    fn score(&mut self, settings: &Settings, timestamp_ms: i64, x: f64, gap: bool) -> Verdict {
-        let offset = self.offset(timestamp_ms);
+    fn score(&mut self, settings: &Settings, x: f64, offset: f64, gap: bool) -> Verdict {
         let value = x - offset;
         let floor = self.floor(settings);
         let dir = settings.direction;
@@ -226,9 +232,9 @@ impl SeriesDetector {
         c.step(value, (value - self.level.level) / sigma).signed
     }
 
-    fn learn(&mut self, timestamp_ms: i64, x: f64, gap: bool) {
-        let value = x - self.offset(timestamp_ms);
-        let floor = (1e-6 * self.level.level.abs()).max(1e-9);
+    fn learn(&mut self, settings: &Settings, timestamp_ms: i64, x: f64, offset: f64, gap: bool) {
+        let value = x - offset;
+        let floor = self.scale_floor();
         let z = self.level.z(value, floor);
         let shift = self.cusum.step(value, z);
         let n = self.seen.saturating_add(1);
@@ -246,8 +252,9 @@ impl SeriesDetector {
         match self.seasonal.as_deref_mut() {
             Some(s) => s.update(x, timestamp_ms, self.interval_ms, floor),
             None => {
-                if self.interval_ms > 0.0 && self.seen >= 2 {
-                    self.seasonal = Some(Box::new(Seasonal::new(x, timestamp_ms)));
+                // The weekly correction refines the daily profile: without a daily profile there is none.
+                if settings.seasonality.daily && self.interval_ms > 0.0 && self.seen >= 2 {
+                    self.seasonal = Some(Box::new(Seasonal::new(x, timestamp_ms, settings.seasonality.weekly)));
                 }
             }
         }
@@ -259,7 +266,7 @@ impl SeriesDetector {
         if self.seen < 2 {
             return Vec::new();
         }
-        let floor = (1e-6 * self.level.level.abs()).max(1e-9);
+        let floor = self.scale_floor();
         (1..=steps as i64)
             .map(|i| {
                 let at = from_ms.saturating_add(step_ms.saturating_mul(i));
@@ -375,6 +382,23 @@ mod tests {
         // …while a deviation above it still counts.
         spiky[1500] = 0.5;
         assert!(anomalous(&run(&settings, &spiky)[1500]));
+    }
+
+    #[test]
+    fn without_seasonality_the_daily_cycle_is_not_learnt() {
+        let mut rng = fastrand::Rng::with_seed(9);
+        let values: Vec<f64> = (0..1500).map(|i| seasonal(i, &mut rng)).collect();
+        let off = Settings {
+            seasonality: crate::settings::Seasonality { daily: false, weekly: false },
+            ..Settings::default()
+        };
+        let verdicts = run(&off, &values);
+        let with = run(&Settings::default(), &values);
+        // Day three: the profile explains the cycle, so its band is the noise's; without it, the band must
+        // also cover the daily swing the level cannot follow.
+        let width = |v: &Option<Verdict>| v.map(|v| v.upper - v.lower).unwrap_or(0.0);
+        assert!(width(&with[1000]) < width(&verdicts[1000]), "{:?} vs {:?}", with[1000], verdicts[1000]);
+        assert!(verdicts.iter().flatten().all(|v| v.contributions.seasonal == 0.0));
     }
 
     #[test]

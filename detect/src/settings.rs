@@ -45,7 +45,7 @@ impl Default for DetectorSet {
     }
 }
 
-/// Daily and weekly seasonal profiles.
+/// Daily and weekly seasonal profiles. The weekly profile corrects the daily one, so it needs `daily`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Seasonality {

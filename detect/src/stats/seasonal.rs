@@ -37,6 +37,8 @@ pub(crate) struct Seasonal {
     first_ms: i64,
     n: u32,
     fitting: bool,
+    /// `seasonality.weekly` of the series' settings.
+    weekly_enabled: bool,
     /// Per-sample smoothing weights for the usual interval they were computed for.
     weights_for: f64,
     daily_weight: f64,
@@ -62,7 +64,8 @@ impl Buckets {
 }
 
 impl Seasonal {
-    pub(crate) fn new(x: f64, timestamp_ms: i64) -> Self {
+    /// A profile starting at `x`; `weekly` says whether the weekly correction is used.
+    pub(crate) fn new(x: f64, timestamp_ms: i64, weekly: bool) -> Self {
         Self {
             daily: [f32::NAN; DAILY_BUCKETS],
             weekly: [f32::NAN; WEEKLY_BUCKETS],
@@ -74,6 +77,7 @@ impl Seasonal {
             first_ms: timestamp_ms,
             n: 1,
             fitting: false,
+            weekly_enabled: weekly,
             weights_for: 0.0,
             daily_weight: 0.0,
             weekly_weight: 0.0,
@@ -81,7 +85,7 @@ impl Seasonal {
     }
 
     fn weekly_on(&self, now_ms: i64) -> bool {
-        now_ms - self.first_ms >= WEEK_MS + DAY_MS
+        self.weekly_enabled && now_ms - self.first_ms >= WEEK_MS + DAY_MS
     }
 
     /// The profile's prediction at `timestamp_ms`, once it has a full day behind it.
