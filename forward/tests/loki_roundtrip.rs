@@ -259,6 +259,8 @@ async fn promtail_protobuf_and_json_pushes_reach_loki_unchanged() {
         let fake = req.streams.iter().any(|s| s.labels.contains("app="));
         assert_eq!(fake, tenant == "fake", "tenant {tenant} got another tenant's stream");
     }
+    // The stub records a push before the forwarder has read its answer and counted it.
+    wait_until("the deliveries counted", || metric(&v.registry, "vigil_forward_samples_total").ends_with(" 5")).await;
     assert!(
         metric(&v.registry, "vigil_forward_samples_total").ends_with(" 5"),
         "{}",
@@ -319,6 +321,8 @@ async fn retries_503_then_delivers_the_same_push() {
     assert_eq!(send(&v.url, "/loki/api/v1/push", "application/x-protobuf", None, body).await, 204);
     wait_until("delivery", || delivered(&v.loki).len() == 2).await;
     assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After: 1 was not honoured");
+    // The stub records a push before the forwarder has read its answer and counted it.
+    wait_until("the delivery counted", || metric(&v.registry, "vigil_forward_samples_total").ends_with(" 2")).await;
     let seen = v.loki.seen.lock();
     assert_eq!(seen.iter().map(|(c, _, _)| *c).collect::<Vec<_>>(), vec![503, 503, 204]);
     assert!(seen.iter().all(|(_, _, r)| *r == seen[0].2), "every attempt carries the same push");
