@@ -12,6 +12,7 @@ pub mod config;
 pub mod engine;
 pub mod eval;
 pub mod events;
+pub mod forecast;
 pub mod iforest;
 pub mod roc;
 pub mod rules;

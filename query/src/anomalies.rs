@@ -4,7 +4,9 @@
 //!   request's tenant (`X-Scope-OrgID`, as ingest reads it) whose series any `match[]` selects (none: all),
 //!   overlapping `[start, end]`, with a peak score of at least `min_score`; oldest peak first.
 //! - `GET /api/v1/forecast?match[]=<selector>&horizon=24h&step=5m&limit=`: for each scored series of the
-//!   tenant that a `match[]` selects, the expected value and band from its newest sample on.
+//!   tenant that a `match[]` selects, the expected value and 95 % band from its newest sample on, and the
+//!   model that made them (`mstl_ets`: augurs' MSTL + ETS over the series' hourly history; `profile`: the
+//!   detector's seasonal profile, while that history is under two days; `ets`: daily seasonality off).
 //!
 //! Errors are 400 with `{"status":"error","errorType":"bad_data","error":"invalid parameter \"start\": …"}`.
 
@@ -225,6 +227,7 @@ async fn anomalies(State(api): State<Arc<AnomalyApi>>, headers: HeaderMap, param
 #[derive(Serialize)]
 struct ForecastJson {
     labels: BTreeMap<String, String>,
+    model: &'static str,
     points: Vec<PointJson>,
 }
 
@@ -248,7 +251,7 @@ impl From<SeriesForecast> for ForecastJson {
                 upper: p.upper,
             })
             .collect();
-        Self { labels: f.labels, points }
+        Self { labels: f.labels, model: f.model.as_str(), points }
     }
 }
 

@@ -9,6 +9,7 @@ use vigil_ingest::series::decode_label_key;
 
 use super::Shared;
 use crate::events::{Anomaly, Event, EventQuery};
+use crate::forecast::{self, ForecastModel, ModelError};
 use crate::selector::Selector;
 use crate::verdict::ForecastPoint;
 
@@ -34,6 +35,9 @@ pub struct ForecastQuery<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesForecast {
     pub labels: BTreeMap<String, String>,
+    /// What made it: MSTL + ETS over the series' hourly history, or the detector's profile when that
+    /// history is too short.
+    pub model: ForecastModel,
     pub points: Vec<ForecastPoint>,
 }
 
@@ -88,13 +92,33 @@ impl DetectHandle {
                 if out.len() == query.max_series {
                     return (out, true);
                 }
-                let points = shard
-                    .lock()
-                    .series
-                    .get(&id)
-                    .map(|t| t.detector.forecast(t.last_ms, query.step_ms, steps))
-                    .unwrap_or_default();
-                out.push(SeriesForecast { labels, points });
+                // The history is copied out (a few hundred values) and fitted without the lock: a fit takes
+                // milliseconds, and the shard's worker must not wait for it.
+                let Some((history, last_ms, rule)) =
+                    shard.lock().series.get(&id).map(|t| (t.history.snapshot(), t.last_ms, t.rule))
+                else {
+                    continue;
+                };
+                let seasonality = self.shared.rules.settings(rule).seasonality;
+                let fitted = history.map(|h| forecast::fit(&h, seasonality, last_ms, query.step_ms, steps));
+                let (model, points) = match fitted {
+                    Some(Ok(fitted)) => fitted,
+                    failed => {
+                        if let Some(Err(e)) = failed
+                            && !matches!(e, ModelError::TooShort { .. })
+                        {
+                            tracing::debug!(error = %e, "The forecast model failed on a series; its seasonal profile answers.");
+                        }
+                        let points = shard
+                            .lock()
+                            .series
+                            .get(&id)
+                            .map(|t| t.detector.forecast(t.last_ms, query.step_ms, steps))
+                            .unwrap_or_default();
+                        (ForecastModel::Profile, points)
+                    }
+                };
+                out.push(SeriesForecast { labels, model, points });
             }
         }
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -104,5 +128,12 @@ impl DetectHandle {
     /// Series with detector state now.
     pub fn series_count(&self) -> u64 {
         self.shared.tracked.load(Ordering::Relaxed)
+    }
+
+    /// The largest per-series state of the engine now, in bytes.
+    #[cfg(test)]
+    pub(super) fn largest_series_state(&self) -> usize {
+        let per_shard = self.shared.shards.iter().map(|s| s.lock().series.values().map(|t| t.state_bytes()).max());
+        per_shard.flatten().max().unwrap_or(0)
     }
 }

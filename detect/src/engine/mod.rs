@@ -100,7 +100,7 @@ impl Shared {
         }
         self.metrics.series.inc();
         let detector = SeriesDetector::new(self.rules.settings(rule));
-        Some(Tracked { detector, last_ms: i64::MIN, slot, rule })
+        Some(Tracked { detector, history: crate::forecast::History::default(), last_ms: i64::MIN, slot, rule })
     }
 }
 

@@ -20,21 +20,34 @@ use vigil_ingest::series::{IdHasher, decode_label_key};
 use super::writeback::{Body, Encoder, compress};
 use super::{Shared, WriteBack};
 use crate::events::{Event, EventTracker};
+use crate::forecast::History;
 use crate::rules::RuleIndex;
 use crate::series::SeriesDetector;
 
 type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 type IdSet = HashSet<u64, BuildHasherDefault<IdHasher>>;
 
-/// What the engine keeps per scored series besides its detector: 16 bytes.
+/// What the engine keeps per scored series: its detector, the forecast's history, and 16 bytes.
 #[derive(Debug)]
 pub(crate) struct Tracked {
     pub(crate) detector: SeriesDetector,
+    /// Hourly means over the last week, for the forecast (`crate::forecast`).
+    pub(crate) history: History,
     /// Newest timestamp scored; older or equal samples are skipped.
     pub(crate) last_ms: i64,
     /// The series' slot in the registry: its labels and tenant without a lookup.
     pub(crate) slot: u32,
     pub(crate) rule: RuleIndex,
+}
+
+impl Tracked {
+    /// Memory one series holds in the engine, in bytes: its map entry (id, state, control byte) and what
+    /// its detector and history allocated (the 2 KiB budget's test reads it).
+    #[cfg(test)]
+    pub(crate) fn state_bytes(&self) -> usize {
+        let detector_heap = self.detector.state_bytes() - size_of::<SeriesDetector>();
+        size_of::<(u64, Self)>() + 1 + detector_heap + self.history.heap_bytes()
+    }
 }
 
 #[derive(Debug)]
@@ -142,6 +155,7 @@ fn score_batch(
         }
         tracked.last_ms = ts;
         let settings = shared.rules.settings(tracked.rule);
+        tracked.history.observe(settings, ts, value);
         let Some(verdict) = tracked.detector.observe(settings, ts, value) else { continue };
         tally.scored += 1;
         let slot = tracked.slot;

@@ -166,6 +166,8 @@ async fn a_spike_opens_one_event_and_its_scores_are_written_back() {
     assert!(!truncated);
     assert_eq!(forecasts.len(), 1);
     assert_eq!(forecasts[0].points.len(), 12);
+    // 77 minutes of history: too little for the decomposition, the profile answers.
+    assert_eq!(forecasts[0].model, crate::forecast::ForecastModel::Profile);
     assert_eq!(forecasts[0].points[0].timestamp_ms, start + (SPIKE_AT as i64 + 9) * STEP_MS + 300_000);
     assert!(handle.forecast(&ForecastQuery { tenant: "anonymous", ..q.clone() }).0.is_empty());
 
@@ -214,6 +216,57 @@ async fn series_over_the_cap_are_dropped_and_counted_and_replay_writes_nothing_b
     f.settle().await;
     let written = f.stop().await;
     assert!(!written.is_empty(), "written back once replay is done");
+}
+
+/// Ten days of five-minute samples of a daily cycle on a rising level: the forecast comes from MSTL + ETS over
+/// the engine's hourly history and follows the cycle, and the series' whole state stays within 2 KiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_seasonal_series_is_forecast_by_mstl_and_its_state_stays_under_2_kib() {
+    const FIVE_MIN: i64 = 300_000;
+    let f = Fixture::start(DetectConfig::default());
+    let start = (start_ms() - 10 * 86_400_000) / FIVE_MIN * FIVE_MIN;
+    let truth = |t: i64| {
+        let days = (t - start) as f64 / 86_400_000.0;
+        500.0 + 3.0 * days + 50.0 * (std::f64::consts::TAU * days.fract()).sin()
+    };
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    let samples: Vec<Sample> = (0..10 * 288)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let t = start + i * FIVE_MIN;
+            Sample { value: truth(t) + (x % 1000) as f64 / 250.0 - 2.0, timestamp: t }
+        })
+        .collect();
+    let last = samples.last().unwrap().timestamp;
+    f.write(
+        f.registry.default_tenant(),
+        vec![TimeSeries { labels: labels(&[("__name__", "load")]), samples, ..Default::default() }],
+    );
+    f.settle().await;
+    let handle = f.engine.handle();
+    let sel = [Selector::parse("load").unwrap()];
+    let q = ForecastQuery {
+        tenant: "anonymous",
+        selectors: &sel,
+        horizon_ms: 86_400_000,
+        step_ms: FIVE_MIN,
+        max_series: 1,
+    };
+    let (forecasts, _) = handle.forecast(&q);
+    assert_eq!(forecasts.len(), 1);
+    let forecast = &forecasts[0];
+    assert_eq!(forecast.model, crate::forecast::ForecastModel::MstlEts);
+    assert_eq!(forecast.points.len(), 288);
+    assert_eq!(forecast.points[0].timestamp_ms, last + FIVE_MIN);
+    for p in &forecast.points {
+        assert!((p.expected - truth(p.timestamp_ms)).abs() < 5.0, "{p:?} vs {}", truth(p.timestamp_ms));
+        assert!(p.lower < p.expected && p.expected < p.upper);
+    }
+    let bytes = handle.largest_series_state();
+    assert!(bytes > 1000 && bytes <= 2048, "{bytes} bytes per series");
+    f.stop().await;
 }
 
 #[test]

@@ -56,6 +56,25 @@ fn forecast_parameters() {
     assert!(err(&[("match[]", "up"), ("horizon", "24h"), ("step", "1s")]).contains("11000 points"));
 }
 
+#[test]
+fn a_forecast_answer_names_its_model() {
+    use vigil_detect::ForecastPoint;
+    use vigil_detect::forecast::ForecastModel;
+    let point = ForecastPoint { timestamp_ms: 1_700_000_300_000, expected: 10.0, lower: 8.0, upper: 12.5 };
+    for (model, name) in [(ForecastModel::MstlEts, "mstl_ets"), (ForecastModel::Profile, "profile")] {
+        let f = SeriesForecast { labels: [("__name__".into(), "up".into())].into(), model, points: vec![point] };
+        let json = serde_json::to_value(ForecastJson::from(f)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "labels": {"__name__": "up"},
+                "model": name,
+                "points": [{"timestamp": "2023-11-14T22:18:20.000Z", "expected": 10.0, "lower": 8.0, "upper": 12.5}],
+            })
+        );
+    }
+}
+
 async fn get(api: Arc<AnomalyApi>, uri: &str, tenant: Option<&str>) -> (StatusCode, serde_json::Value) {
     let mut req = Request::get(uri);
     if let Some(t) = tenant {
