@@ -11,6 +11,7 @@ pub mod fuzzing;
 pub mod limits;
 pub mod loki;
 pub mod otlp;
+pub mod own_series;
 mod protowire;
 pub mod rate_limit;
 pub mod remote_write;

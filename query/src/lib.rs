@@ -1,11 +1,16 @@
 //! Vigil's HTTP query surface: liveness, readiness and Vigil's own metrics.
 //!
 //! The anomaly API ([`anomalies_router`]: `/api/v1/anomalies`, `/api/v1/forecast`) reads the detection
-//! engine; the Prometheus-compatible subset grows here (issue 6).
+//! engine; the Prometheus API subset ([`prom_api_router`]: `/api/v1/query`, `/api/v1/query_range`,
+//! `/api/v1/series`, `/api/v1/labels`, `/api/v1/label/{name}/values`, …) evaluates PromQL ([`promql`]) over
+//! Vigil's own series ([`OwnSeriesStore`]).
 
 mod anomalies;
 mod health;
+mod own_series;
 mod params;
+mod prom_api;
+mod promql;
 mod self_metrics;
 
 use std::sync::Arc;
@@ -14,6 +19,8 @@ use axum::Router;
 
 pub use anomalies::{AnomalyApi, anomalies_router};
 pub use health::{BackendStatus, ReadinessState, ReplayReport};
+pub use own_series::{OwnSeriesConfig, OwnSeriesMetrics, OwnSeriesStore};
+pub use prom_api::{PROM_API_ROUTES, PromApi, prom_api_router};
 pub use self_metrics::SelfMetrics;
 
 /// Routes for `/health/live`, `/health/ready` and `/metrics`.

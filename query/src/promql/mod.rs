@@ -1,0 +1,174 @@
+//! PromQL over Vigil's own series.
+//!
+//! Parsing is `promql-parser`'s (GreptimeDB's, the Prometheus grammar); it evaluates nothing, so the
+//! evaluator is here, for the subset Grafana dashboards over Vigil's series need: instant and range
+//! selectors with every matcher, `offset` and `@`; `rate`, `irate`, `increase`, `delta`, `idelta`;
+//! `{avg,min,max,sum,count,last,stddev,stdvar}_over_time`; `histogram_quantile` over `_bucket` series; the
+//! aggregations `sum`, `avg`, `min`, `max`, `count`, `group`, `stddev`, `stdvar`, `topk`, `bottomk`, `quantile`
+//! with `by`/`without`; arithmetic, comparison (with `bool`) and set operators between scalars and vectors,
+//! with `on`/`ignoring` and `group_left`/`group_right`; a few element-wise functions (`abs`, `clamp*`,
+//! `round`, …), `scalar`, `vector`, `time`, `sort`, `sort_desc`. Anything else (subqueries, `label_replace`,
+//! …) is refused with an error naming it.
+//!
+//! Semantics are Prometheus 3's: a 5-minute lookback for instant selectors, left-open ranges `(t - r, t]`,
+//! `rate` extrapolated to the range's edges, a range query evaluated at `start + k·step`. Staleness markers
+//! are not modelled (Vigil's own series have none).
+
+mod aggregate;
+mod binary;
+mod eval;
+mod functions;
+mod plan;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use promql_parser::parser::value::ValueType;
+
+pub(crate) use eval::{RangeSeries, Sample, Value};
+pub(crate) use plan::selects;
+
+use crate::own_series::{Budget, BudgetError, Labels, OwnSeriesStore};
+
+/// Why a query failed; [`QueryError::kind`] is Prometheus' `errorType`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum QueryError {
+    #[error("{0}")]
+    Parse(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    Execution(String),
+    #[error("{0}")]
+    Budget(#[from] BudgetError),
+    #[error("query timed out in query execution")]
+    Timeout,
+}
+
+/// Bounds and settings of one query.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) lookback_ms: i64,
+    /// Series and samples a query may copy out of the store, and points it may return.
+    pub(crate) budget: Budget,
+    pub(crate) deadline: Instant,
+}
+
+/// Parses `query`; a parse error reads as Prometheus' (`invalid parameter "query": …` is added by the API).
+fn parse(query: &str) -> Result<promql_parser::parser::Expr, QueryError> {
+    promql_parser::parser::parse(query).map_err(QueryError::Parse)
+}
+
+/// Evaluates `query` at `t_ms` (an instant query). Vectors come sorted by labels, unless the expression
+/// orders them itself (`sort`, `topk`, …).
+pub(crate) fn instant(
+    store: &OwnSeriesStore,
+    tenant: &str,
+    query: &str,
+    t_ms: i64,
+    limits: Limits,
+) -> Result<Value, QueryError> {
+    let expr = parse(query)?;
+    let mut loader = plan::Loader {
+        store,
+        tenant,
+        start_ms: t_ms,
+        end_ms: t_ms,
+        lookback_ms: limits.lookback_ms,
+        budget: limits.budget,
+    };
+    let node = loader.compile(&expr)?;
+    let mut value = eval::eval(&node, t_ms, eval::Ctx { lookback_ms: limits.lookback_ms })?;
+    match &mut value {
+        Value::Vector(v) => {
+            check_unique(v)?;
+            if !eval::keeps_order(&node) {
+                v.sort_by(|a, b| a.labels.cmp(&b.labels));
+            }
+        }
+        Value::Matrix(m) => m.sort_by(|a, b| a.labels.cmp(&b.labels)),
+        Value::Scalar(_) | Value::Str(_) => {}
+    }
+    Ok(value)
+}
+
+/// A range query's time span.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Span {
+    pub(crate) start_ms: i64,
+    pub(crate) end_ms: i64,
+    pub(crate) step_ms: i64,
+}
+
+/// Evaluates `query` at `start`, `start + step`, … up to `end`: one series per label set, sorted by labels;
+/// a scalar expression gives one series without labels.
+pub(crate) fn range(
+    store: &OwnSeriesStore,
+    tenant: &str,
+    query: &str,
+    span: Span,
+    limits: Limits,
+) -> Result<Vec<RangeSeries>, QueryError> {
+    let expr = parse(query)?;
+    let kind = expr.value_type();
+    if !matches!(kind, ValueType::Scalar | ValueType::Vector) {
+        return Err(QueryError::Parse(format!(
+            "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+            if kind == ValueType::Matrix { "range vector".to_owned() } else { kind.to_string() }
+        )));
+    }
+    let mut loader = plan::Loader {
+        store,
+        tenant,
+        start_ms: span.start_ms,
+        end_ms: span.end_ms,
+        lookback_ms: limits.lookback_ms,
+        budget: limits.budget,
+    };
+    let node = loader.compile(&expr)?;
+    let ctx = eval::Ctx { lookback_ms: limits.lookback_ms };
+    let mut points_left = limits.budget.samples;
+    let mut series: HashMap<Arc<Labels>, Vec<(i64, f64)>> = HashMap::new();
+    let mut t = span.start_ms;
+    while t <= span.end_ms {
+        if Instant::now() > limits.deadline {
+            return Err(QueryError::Timeout);
+        }
+        let samples = match eval::eval(&node, t, ctx)? {
+            Value::Scalar(v) => vec![Sample { labels: Arc::default(), value: v }],
+            Value::Vector(v) => {
+                check_unique(&v)?;
+                v
+            }
+            other => return Err(eval::type_error("the result of a range query", &other)),
+        };
+        points_left = points_left
+            .checked_sub(samples.len())
+            .ok_or(QueryError::Budget(BudgetError::Samples(limits.budget.samples)))?;
+        for s in samples {
+            series.entry(s.labels).or_default().push((t, s.value));
+        }
+        t = match t.checked_add(span.step_ms) {
+            Some(next) => next,
+            None => break,
+        };
+    }
+    let mut out: Vec<RangeSeries> = series.into_iter().map(|(labels, points)| RangeSeries { labels, points }).collect();
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(out)
+}
+
+/// Prometheus refuses a vector with two elements of one label set (e.g. `rate(a[5m]) or rate(b[5m])`, once
+/// the names are gone).
+fn check_unique(v: &[Sample]) -> Result<(), QueryError> {
+    let mut seen = std::collections::HashSet::with_capacity(v.len());
+    if v.iter().all(|s| seen.insert(&s.labels)) {
+        Ok(())
+    } else {
+        Err(QueryError::Execution("vector cannot contain metrics with the same labelset".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests;
