@@ -320,6 +320,9 @@ impl OwnSeriesStore {
         {
             self.sweep(now_ms);
         }
+    }
+
+    fn update_gauges(&self) {
         let (series, samples) = self.len();
         self.metrics.series.set(i64::try_from(series).unwrap_or(i64::MAX));
         self.metrics.samples.set(i64::try_from(samples).unwrap_or(i64::MAX));
@@ -381,13 +384,8 @@ impl OwnSeriesStore {
     }
 }
 
-impl OwnSeriesSink for OwnSeriesStore {
-    fn append(&self, tenant: &str, series: Vec<OwnSeries>) {
-        let now = self.now_ms();
-        self.maybe_sweep(now);
-        if series.is_empty() {
-            return;
-        }
+impl OwnSeriesStore {
+    fn append_all(&self, tenant: &str, series: Vec<OwnSeries>, now: i64) {
         let cutoff = now.saturating_sub(self.retention_ms());
         // The map stays read-locked while appending: the sweep removes an empty tenant under its write lock,
         // so it cannot take one away between finding it here and writing into it.
@@ -404,6 +402,17 @@ impl OwnSeriesSink for OwnSeriesStore {
         for s in series {
             self.append_one(&mut t, s, cutoff);
         }
+    }
+}
+
+impl OwnSeriesSink for OwnSeriesStore {
+    fn append(&self, tenant: &str, series: Vec<OwnSeries>) {
+        let now = self.now_ms();
+        self.maybe_sweep(now);
+        if !series.is_empty() {
+            self.append_all(tenant, series, now);
+        }
+        self.update_gauges();
     }
 }
 

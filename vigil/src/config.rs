@@ -19,6 +19,7 @@ use vigil_ingest::loki::LokiReceiverConfig;
 use vigil_ingest::remote_write::RemoteWriteConfig;
 use vigil_ingest::series::SeriesRegistryConfig;
 use vigil_ingest::wal::{QueueConfig, WalConfig};
+use vigil_query::OwnSeriesConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -43,6 +44,9 @@ pub(crate) struct Config {
     pub(crate) queue: QueueConfig,
     /// Anomaly detection over the metrics window: rules by selector, cap, write-back, events.
     pub(crate) detect: DetectConfig,
+    /// The series Vigil computes itself (anomaly scores, span RED metrics, incident counts), kept for the
+    /// Prometheus API (`/api/v1/query` and friends): retention and caps.
+    pub(crate) own_series: OwnSeriesConfig,
 }
 
 impl Default for Config {
@@ -62,6 +66,7 @@ impl Default for Config {
             wal: WalConfig::default(),
             queue: QueueConfig::default(),
             detect: DetectConfig::default(),
+            own_series: OwnSeriesConfig::default(),
         }
     }
 }
@@ -201,6 +206,9 @@ impl Config {
         if let Err(detect) = self.detect.validate() {
             problems.extend(detect);
         }
+        if let Err(own) = self.own_series.validate() {
+            problems.extend(own);
+        }
         if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
     }
 }
@@ -266,6 +274,17 @@ mod tests {
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("detect.rules[0].match"), "{err}");
         assert!(Config::from_yaml("detect:\n  rulez: []\n").is_err());
+    }
+
+    #[test]
+    fn the_own_series_section_parses_and_reports_its_problems() {
+        let c = Config::from_yaml("own_series:\n  retention: 6h\n  max_series: 100\n").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.own_series.retention, Duration::from_secs(6 * 3600));
+        assert_eq!((c.own_series.max_series, c.own_series.max_samples), (100, OwnSeriesConfig::default().max_samples));
+        let c = Config::from_yaml("own_series:\n  max_samples: 0\n").unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("own_series.max_samples"));
+        assert!(Config::from_yaml("own_series:\n  retension: 1h\n").is_err());
     }
 
     #[test]

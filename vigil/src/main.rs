@@ -2,6 +2,7 @@
 
 mod config;
 mod eval;
+mod own_series;
 mod topology;
 
 use std::path::PathBuf;

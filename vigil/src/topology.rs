@@ -25,13 +25,16 @@ use vigil_ingest::loki::{self, LokiState};
 use vigil_ingest::otlp::logs::OtlpLogsState;
 use vigil_ingest::otlp::traces::{self, OtlpTracesState};
 use vigil_ingest::otlp::{self, OtlpHttpState};
+use vigil_ingest::own_series::OwnSeriesSink;
 use vigil_ingest::remote_write::{self, RemoteWriteState};
 use vigil_ingest::series::{MetadataStore, SeriesRegistry};
 use vigil_ingest::telemetry::{IngestMetrics, ProtocolLabels};
 use vigil_ingest::wal::replay as wal_replay;
 use vigil_ingest::wal::{Consumer, Wal};
 
-use vigil_query::{AnomalyApi, BackendStatus, ReadinessState, ReplayReport, SelfMetrics};
+use vigil_query::{
+    AnomalyApi, BackendStatus, OwnSeriesMetrics, OwnSeriesStore, PromApi, ReadinessState, ReplayReport, SelfMetrics,
+};
 
 use crate::config::Config;
 
@@ -109,6 +112,8 @@ pub(crate) async fn run(
     let ingest_metrics = IngestMetrics::new(&mut registry);
     let forward_metrics = ForwardMetrics::new(&mut registry);
     let detect_metrics = DetectMetrics::new(&mut registry);
+    // Vigil's own series for the Prometheus API, fed by the write-back loop below.
+    let own_series = Arc::new(OwnSeriesStore::new(config.own_series.clone(), OwnSeriesMetrics::new(&mut registry)));
 
     let buffer = MetricsBuffer::new(config.buffer.clone());
     let series = Arc::new(SeriesRegistry::new(&config.series, &config.tenancy.default_tenant));
@@ -213,7 +218,8 @@ pub(crate) async fn run(
         wal: Some(Arc::clone(&metrics_wal)),
         rate_limit: Arc::clone(&rate_limit),
     });
-    let write_back = tokio::spawn(write_back_scores(scores_rx, Arc::clone(&rw_state), detect_metrics));
+    let own: Arc<dyn OwnSeriesSink> = own_series.clone();
+    let write_back = tokio::spawn(write_back_scores(scores_rx, Arc::clone(&rw_state), detect_metrics, own));
     let otlp_state = Arc::new(OtlpHttpState {
         limits: config.limits.clone(),
         series: Arc::clone(&series),
@@ -264,7 +270,8 @@ pub(crate) async fn run(
         .merge(vigil_query::anomalies_router(Arc::new(AnomalyApi {
             detect: detect.clone(),
             default_tenant: config.tenancy.default_tenant.clone(),
-        })));
+        })))
+        .merge(vigil_query::prom_api_router(Arc::new(PromApi::new(own_series, config.tenancy.default_tenant.clone()))));
 
     let addr = config.server.http_listen.clone();
     let listener = TcpListener::bind(&addr).await.map_err(|source| RunError::Bind { addr: addr.clone(), source })?;
@@ -399,11 +406,24 @@ const WRITE_BACK_IN_FLIGHT: usize = 16;
 /// Feeds the engine's scores to the remote-write receiver, so they are logged, buffered and forwarded like
 /// any other series (and counted as `vigil_ingest_samples_total{protocol="anomaly_writeback"}`). A body the
 /// metrics path refuses (log full, series limits) is dropped and counted, never retried: the next batch's
-/// scores are as good.
-async fn write_back_scores(mut scores: mpsc::Receiver<WriteBack>, into: Arc<RemoteWriteState>, metrics: DetectMetrics) {
+/// scores are as good. Every body also goes to `own` (the store behind the Prometheus API), whatever the
+/// metrics path answers.
+async fn write_back_scores(
+    mut scores: mpsc::Receiver<WriteBack>,
+    into: Arc<RemoteWriteState>,
+    metrics: DetectMetrics,
+    own: Arc<dyn OwnSeriesSink>,
+) {
     let mut syncing = tokio::task::JoinSet::new();
     let mut last_warning: Option<std::time::Instant> = None;
+    let max_bytes = usize::try_from(into.limits.max_decompressed_bytes).unwrap_or(usize::MAX);
     while let Some(wb) = scores.recv().await {
+        match crate::own_series::decode_write_back(&wb.body, max_bytes) {
+            Ok(series) => own.append(&wb.tenant, series),
+            Err(error) => {
+                tracing::error!(%error, "A write-back body could not be read for the own-series store. This is a bug.")
+            }
+        }
         let received = log_scores(&into, &wb);
         match received {
             Ok(r) => {
