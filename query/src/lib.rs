@@ -20,7 +20,7 @@ use axum::Router;
 pub use anomalies::{AnomalyApi, anomalies_router};
 pub use health::{BackendStatus, ReadinessState, ReplayReport};
 pub use own_series::{OwnSeriesConfig, OwnSeriesMetrics, OwnSeriesStore};
-pub use prom_api::{PROM_API_ROUTES, PromApi, prom_api_router};
+pub use prom_api::{PromApi, prom_api_router};
 pub use self_metrics::SelfMetrics;
 
 /// Routes for `/health/live`, `/health/ready` and `/metrics`.

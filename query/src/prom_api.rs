@@ -62,18 +62,6 @@ impl PromApi {
     }
 }
 
-/// The routes, and the methods each answers, as [`prom_api_router`] registers them.
-pub const PROM_API_ROUTES: &[(&str, &[&str])] = &[
-    ("/api/v1/query", &["GET", "POST"]),
-    ("/api/v1/query_range", &["GET", "POST"]),
-    ("/api/v1/series", &["GET", "POST"]),
-    ("/api/v1/labels", &["GET", "POST"]),
-    ("/api/v1/label/{name}/values", &["GET"]),
-    ("/api/v1/status/buildinfo", &["GET"]),
-    ("/api/v1/metadata", &["GET"]),
-    ("/api/v1/query_exemplars", &["GET", "POST"]),
-];
-
 /// Routes of the Prometheus API subset.
 pub fn prom_api_router(api: Arc<PromApi>) -> Router {
     Router::new()
