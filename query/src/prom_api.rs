@@ -226,7 +226,7 @@ fn range_params(pairs: &Pairs) -> Result<promql::Span, ParamError> {
             "zero or negative query resolution step widths are not accepted. Try a positive integer",
         ));
     }
-    if (end_ms - start_ms) / step_ms > MAX_POINTS {
+    if end_ms.saturating_sub(start_ms) / step_ms > MAX_POINTS {
         return Err(ParamError::BadData(
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"
                 .into(),
@@ -273,6 +273,9 @@ struct Selection {
 fn selection(pairs: &Pairs) -> Result<Selection, ParamError> {
     let mut selectors = Vec::new();
     for (_, text) in pairs.iter().filter(|(k, _)| k == "match[]") {
+        if text.len() > promql::MAX_QUERY_BYTES {
+            return Err(ParamError::invalid("match[]", format!("longer than {} bytes", promql::MAX_QUERY_BYTES)));
+        }
         match promql_parser::parser::parse(text) {
             Ok(promql_parser::parser::Expr::VectorSelector(vs)) if vs.offset.is_none() && vs.at.is_none() => {
                 selectors.push(vs);

@@ -203,6 +203,9 @@ async fn bad_requests_get_400_naming_the_problem() {
     assert_eq!(bad(&app, "GET", "/api/v1/series", None).await, "no match[] parameter provided");
     let e = bad(&app, "GET", "/api/v1/series?match[]=rate(x%5B5m%5D)", None).await;
     assert!(e.starts_with(r#"invalid parameter "match[]""#), "{e}");
+    let long = format!("match%5B%5D=x{{a=%22{}%22}}", "y".repeat(20_000));
+    let e = bad(&app, "POST", "/api/v1/series", Some(&long)).await;
+    assert!(e.contains("longer than 16384 bytes"), "{e}");
     assert_eq!(bad(&app, "GET", "/api/v1/label/1abc/values", None).await, r#"invalid label name: "1abc""#);
     let e = bad(&app, "GET", "/api/v1/query?query=up&time=soon", None).await;
     assert!(e.contains(r#""time""#), "{e}");

@@ -76,9 +76,9 @@ fn over_range(func: Func, sel: &Sel, range_ms: i64, t: i64) -> Vec<Sample> {
             continue;
         }
         let value = match func {
-            Func::Rate => extrapolated_rate(points, at - range_ms, at, true, true),
-            Func::Increase => extrapolated_rate(points, at - range_ms, at, true, false),
-            Func::Delta => extrapolated_rate(points, at - range_ms, at, false, false),
+            Func::Rate => extrapolated_rate(points, at.saturating_sub(range_ms), at, true, true),
+            Func::Increase => extrapolated_rate(points, at.saturating_sub(range_ms), at, true, false),
+            Func::Delta => extrapolated_rate(points, at.saturating_sub(range_ms), at, false, false),
             Func::Irate => instant_rate(points, true),
             Func::Idelta => instant_rate(points, false),
             Func::OverTime(o) => Some(over_time(o, points)),
@@ -118,9 +118,11 @@ fn extrapolated_rate(
             previous = v;
         }
     }
-    let mut to_start = (first_t - range_start) as f64 / 1000.0;
-    let mut to_end = (range_end - last_t) as f64 / 1000.0;
-    let sampled = (last_t - first_t) as f64 / 1000.0;
+    // In floats: a range can reach far enough back (`x[300000000y]`) for the differences to overflow i64.
+    let seconds = |from: i64, to: i64| (to as f64 - from as f64) / 1000.0;
+    let mut to_start = seconds(range_start, first_t);
+    let mut to_end = seconds(last_t, range_end);
+    let sampled = seconds(first_t, last_t);
     let average = sampled / (points.len() - 1) as f64;
     let threshold = average * 1.1;
     if to_start >= threshold {
@@ -137,7 +139,7 @@ fn extrapolated_rate(
     }
     let mut factor = (sampled + to_start + to_end) / sampled;
     if rate {
-        factor /= (range_end - range_start) as f64 / 1000.0;
+        factor /= seconds(range_start, range_end);
     }
     Some(result * factor)
 }
@@ -153,7 +155,7 @@ fn instant_rate(points: &[(i64, f64)], rate: bool) -> Option<f64> {
     if !rate {
         return Some(change);
     }
-    let seconds = (last_t - previous_t) as f64 / 1000.0;
+    let seconds = (last_t as f64 - previous_t as f64) / 1000.0;
     (seconds > 0.0).then(|| change / seconds)
 }
 

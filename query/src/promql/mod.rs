@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use promql_parser::parser::Expr;
 use promql_parser::parser::value::ValueType;
 
 pub(crate) use eval::{RangeSeries, Sample, Value};
@@ -55,9 +56,50 @@ pub(crate) struct Limits {
     pub(crate) deadline: Instant,
 }
 
+/// Longest query text taken. Parsing and evaluating recurse over the expression, so its size bounds the
+/// stack they need (Grafana's queries are far shorter).
+pub(crate) const MAX_QUERY_BYTES: usize = 16 << 10;
+/// Deepest expression evaluated (nested calls, operators, parentheses).
+const MAX_DEPTH: usize = 256;
+
 /// Parses `query`; a parse error reads as Prometheus' (`invalid parameter "query": …` is added by the API).
-fn parse(query: &str) -> Result<promql_parser::parser::Expr, QueryError> {
-    promql_parser::parser::parse(query).map_err(QueryError::Parse)
+fn parse(query: &str) -> Result<Expr, QueryError> {
+    if query.len() > MAX_QUERY_BYTES {
+        return Err(QueryError::Parse(format!("query is {} bytes, more than {MAX_QUERY_BYTES}", query.len())));
+    }
+    let expr = promql_parser::parser::parse(query).map_err(QueryError::Parse)?;
+    if depth(&expr) > MAX_DEPTH {
+        return Err(QueryError::Unsupported(format!("an expression nested more than {MAX_DEPTH} levels deep")));
+    }
+    Ok(expr)
+}
+
+/// How deeply the expression nests, counted without recursion (the evaluator's recursion is what it bounds).
+fn depth(expr: &Expr) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(expr, 1)];
+    while let Some((e, d)) = stack.pop() {
+        deepest = deepest.max(d);
+        match e {
+            Expr::Aggregate(a) => {
+                stack.push((&a.expr, d + 1));
+                if let Some(p) = &a.param {
+                    stack.push((p, d + 1));
+                }
+            }
+            Expr::Unary(u) => stack.push((&u.expr, d + 1)),
+            Expr::Binary(b) => stack.extend([(&*b.lhs, d + 1), (&*b.rhs, d + 1)]),
+            Expr::Paren(p) => stack.push((&p.expr, d + 1)),
+            Expr::Subquery(q) => stack.push((&q.expr, d + 1)),
+            Expr::Call(c) => stack.extend(c.args.args.iter().map(|a| (&**a, d + 1))),
+            Expr::NumberLiteral(_)
+            | Expr::StringLiteral(_)
+            | Expr::VectorSelector(_)
+            | Expr::MatrixSelector(_)
+            | Expr::Extension(_) => {}
+        }
+    }
+    deepest
 }
 
 /// Evaluates `query` at `t_ms` (an instant query). Vectors come sorted by labels, unless the expression

@@ -273,3 +273,21 @@ fn tenants_see_only_their_own_series() {
     add(&s, &[("__name__", "m")], &[(0, 1.0)]);
     assert!(matches!(instant(&s, "other", "m", T0, limits()), Ok(Value::Vector(v)) if v.is_empty()));
 }
+
+#[test]
+fn extreme_queries_are_refused_or_answered_never_a_panic() {
+    let s = store();
+    add(&s, &[("__name__", "c")], &[(0, 1.0), (10, 2.0)]);
+    let err = |q: &str| instant(&s, "t", q, T0, limits()).unwrap_err();
+    let deep = format!("{}c{}", "(".repeat(300), ")".repeat(300));
+    assert!(matches!(err(&deep), QueryError::Unsupported(m) if m.contains("nested more than 256")));
+    let long = "1+".repeat(9000) + "1";
+    assert!(matches!(err(&long), QueryError::Parse(m) if m.contains("more than 16384")));
+    // Ranges and offsets reaching back further than milliseconds in an i64 go.
+    let v = instant(&s, "t", "rate(c[100000000y])", T0 + 10_000, limits()).unwrap();
+    assert!(matches!(v, Value::Vector(v) if v.len() == 1));
+    assert!(instant(&s, "t", "c offset 100000000y", T0, limits()).is_ok());
+    let span = Span { start_ms: -9_000_000_000_000_000_000, end_ms: 9_000_000_000_000_000_000, step_ms: 1 << 60 };
+    let m = range(&s, "t", "count_over_time(c[100000000y])", span, limits()).unwrap();
+    assert!(m.iter().all(|s| s.points.len() <= 16), "{m:?}");
+}
