@@ -7,6 +7,10 @@
 //! Online, [`engine::Engine`] runs them over the metrics buffer: [`config::DetectConfig`] (`detect:`) picks
 //! each series' [`Settings`] by [`selector::Selector`], scores are written back as `anomaly_*` series and
 //! anomalies kept as [`events`] in an Arrow table, read through [`engine::DetectHandle`].
+//!
+//! Beside it, [`incidents::Correlator`] (`correlate:`) indexes trace ids over spans, logs and exemplars,
+//! derives RED series and the service graph from spans ([`traces`]), and groups anomalies, failed and slow
+//! spans and error logs into incidents with a ranked root cause ([`incidents`]).
 
 pub mod config;
 pub mod engine;
@@ -14,6 +18,7 @@ pub mod eval;
 pub mod events;
 pub mod forecast;
 pub mod iforest;
+pub mod incidents;
 pub mod roc;
 pub mod rules;
 pub mod selector;
@@ -21,10 +26,12 @@ mod series;
 mod settings;
 mod stats;
 pub mod telemetry;
+pub mod traces;
 mod verdict;
 
 pub use config::DetectConfig;
 pub use engine::{DetectHandle, Engine, EngineInputs, WriteBack};
+pub use incidents::{CorrelateConfig, CorrelateHandle, CorrelateInputs, CorrelateMetrics, Correlator};
 pub use series::SeriesDetector;
 pub use settings::{DetectorSet, Direction, Seasonality, Settings};
 pub use telemetry::DetectMetrics;

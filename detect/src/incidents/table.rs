@@ -1,0 +1,293 @@
+//! The incidents table: resolved incidents as Arrow record batches (chunks of [`CHUNK_ROWS`]), bounded by
+//! `correlate.incidents.max_incidents` and `max_age`, plus one batch built at read time from the open ones
+//! and the resolved rows not yet chunked. Nested parts (services, evidence, timeline) are JSON text
+//! columns, as the events table keeps labels.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, LazyLock};
+
+use arrow_array::builder::{Float64Builder, StringBuilder, TimestampMillisecondBuilder};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, TimestampMillisecondType};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use super::{Incident, RootCause, Status};
+use crate::events::Severity;
+
+const CHUNK_ROWS: usize = 256;
+
+static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let ts = || DataType::Timestamp(TimeUnit::Millisecond, None);
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("tenant", DataType::Utf8, false),
+        Field::new("title", DataType::Utf8, false),
+        Field::new("severity", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("opened_at", ts(), false),
+        Field::new("resolved_at", ts(), true),
+        Field::new("started_at", ts(), false),
+        Field::new("last_signal_at", ts(), false),
+        Field::new("root_service", DataType::Utf8, true),
+        Field::new("root_confidence", DataType::Float64, true),
+        Field::new("root_reason", DataType::Utf8, true),
+        Field::new("services", DataType::Utf8, false),
+        Field::new("evidence", DataType::Utf8, false),
+        Field::new("timeline", DataType::Utf8, false),
+    ]))
+});
+
+/// The incidents table's schema: id, tenant, title, severity (P0–P3), status (open/resolved), opened_at,
+/// resolved_at, started_at, last_signal_at, root_service, root_confidence, root_reason, and services,
+/// evidence and timeline as JSON.
+pub fn schema() -> SchemaRef {
+    Arc::clone(&SCHEMA)
+}
+
+mod col {
+    pub(super) const ID: usize = 0;
+    pub(super) const TENANT: usize = 1;
+    pub(super) const TITLE: usize = 2;
+    pub(super) const SEVERITY: usize = 3;
+    pub(super) const STATUS: usize = 4;
+    pub(super) const OPENED: usize = 5;
+    pub(super) const RESOLVED: usize = 6;
+    pub(super) const STARTED: usize = 7;
+    pub(super) const LAST: usize = 8;
+    pub(super) const ROOT: usize = 9;
+    pub(super) const CONFIDENCE: usize = 10;
+    pub(super) const REASON: usize = 11;
+    pub(super) const SERVICES: usize = 12;
+    pub(super) const EVIDENCE: usize = 13;
+    pub(super) const TIMELINE: usize = 14;
+}
+
+/// Resolved incidents, all tenants, oldest first.
+#[derive(Debug)]
+pub(crate) struct IncidentLog {
+    max: usize,
+    max_age_ms: i64,
+    chunks: VecDeque<RecordBatch>,
+    chunk_rows: usize,
+    pending: Vec<Incident>,
+}
+
+impl IncidentLog {
+    pub(crate) fn new(max: usize, max_age_ms: i64) -> Self {
+        Self { max: max.max(1), max_age_ms, chunks: VecDeque::new(), chunk_rows: 0, pending: Vec::new() }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.chunk_rows + self.pending.len()
+    }
+
+    pub(crate) fn push(&mut self, incident: Incident, now_ms: i64) {
+        self.pending.push(incident);
+        if self.pending.len() >= CHUNK_ROWS {
+            match to_batch(&self.pending) {
+                Ok(b) => {
+                    self.chunk_rows += b.num_rows();
+                    self.chunks.push_back(b);
+                    self.pending.clear();
+                }
+                Err(e) => tracing::error!(error = %e, "Building an incidents chunk failed. This is a bug."),
+            }
+        }
+        self.retain(now_ms);
+    }
+
+    /// Drops the oldest past `max_incidents`, and those resolved longer than `max_age` ago.
+    pub(crate) fn retain(&mut self, now_ms: i64) {
+        let cutoff = now_ms.saturating_sub(self.max_age_ms);
+        loop {
+            let surplus = self.len().saturating_sub(self.max);
+            let Some(front) = self.chunks.front() else {
+                let expired = self.pending.iter().take_while(|i| i.resolved_at_ms.is_some_and(|r| r < cutoff)).count();
+                let n = surplus.max(expired).min(self.pending.len());
+                self.pending.drain(..n);
+                return;
+            };
+            let resolved = front.column(col::RESOLVED).as_primitive::<TimestampMillisecondType>();
+            let expired =
+                (0..front.num_rows()).take_while(|&i| resolved.is_valid(i) && resolved.value(i) < cutoff).count();
+            let drop = surplus.max(expired).min(front.num_rows());
+            if drop == 0 {
+                return;
+            }
+            self.chunk_rows -= drop;
+            if drop == front.num_rows() {
+                self.chunks.pop_front();
+            } else {
+                let rest = front.slice(drop, front.num_rows() - drop);
+                self.chunks[0] = rest;
+                return;
+            }
+        }
+    }
+
+    /// The table: resolved incidents, oldest first, then `open` in one last batch.
+    pub(crate) fn snapshot(&self, open: &[Incident]) -> Vec<RecordBatch> {
+        let mut out: Vec<RecordBatch> = self.chunks.iter().cloned().collect();
+        let tail: Vec<Incident> = self.pending.iter().chain(open).cloned().collect();
+        match to_batch(&tail) {
+            Ok(b) if b.num_rows() > 0 => out.push(b),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "Building the incidents snapshot failed. This is a bug."),
+        }
+        out
+    }
+}
+
+fn to_batch(incidents: &[Incident]) -> Result<RecordBatch, ArrowError> {
+    let n = incidents.len();
+    let mut s: [StringBuilder; 10] = std::array::from_fn(|_| StringBuilder::with_capacity(n, n * 32));
+    let mut t: [TimestampMillisecondBuilder; 4] =
+        std::array::from_fn(|_| TimestampMillisecondBuilder::with_capacity(n));
+    let mut confidence = Float64Builder::with_capacity(n);
+    for i in incidents {
+        s[0].append_value(&i.id);
+        s[1].append_value(&i.tenant);
+        s[2].append_value(&i.title);
+        s[3].append_value(i.severity.as_str());
+        s[4].append_value(i.status.as_str());
+        t[0].append_value(i.opened_at_ms);
+        t[1].append_option(i.resolved_at_ms);
+        t[2].append_value(i.started_at_ms);
+        t[3].append_value(i.last_signal_ms);
+        s[5].append_option(i.root_cause.as_ref().map(|r| r.service.as_str()));
+        confidence.append_option(i.root_cause.as_ref().map(|r| r.confidence));
+        s[6].append_option(i.root_cause.as_ref().map(|r| r.reason.as_str()));
+        s[7].append_value(serde_json::to_string(&i.services).unwrap_or_else(|_| "[]".into()));
+        s[8].append_value(i.evidence.to_string());
+        s[9].append_value(i.timeline.to_string());
+    }
+    let [id, tenant, title, severity, status, root, reason, services, evidence, timeline] = &mut s;
+    let [opened, resolved, started, last] = &mut t;
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(id.finish()),
+        Arc::new(tenant.finish()),
+        Arc::new(title.finish()),
+        Arc::new(severity.finish()),
+        Arc::new(status.finish()),
+        Arc::new(opened.finish()),
+        Arc::new(resolved.finish()),
+        Arc::new(started.finish()),
+        Arc::new(last.finish()),
+        Arc::new(root.finish()),
+        Arc::new(confidence.finish()),
+        Arc::new(reason.finish()),
+        Arc::new(services.finish()),
+        Arc::new(evidence.finish()),
+        Arc::new(timeline.finish()),
+    ];
+    RecordBatch::try_new(schema(), columns)
+}
+
+/// The incidents of `batches` for which `keep(tenant, id)` holds, as rows.
+pub(crate) fn read(batches: &[RecordBatch], keep: impl Fn(&str, &str) -> bool) -> Vec<Incident> {
+    let mut out = Vec::new();
+    for b in batches {
+        read_batch(b, &keep, &mut out);
+    }
+    out
+}
+
+fn read_batch(b: &RecordBatch, keep: &impl Fn(&str, &str) -> bool, out: &mut Vec<Incident>) -> Option<()> {
+    let s = |i: usize| b.column(i).as_string_opt::<i32>();
+    let t = |i: usize| b.column(i).as_primitive_opt::<TimestampMillisecondType>();
+    let (id, tenant, title, severity, status) =
+        (s(col::ID)?, s(col::TENANT)?, s(col::TITLE)?, s(col::SEVERITY)?, s(col::STATUS)?);
+    let (opened, resolved, started, last) = (t(col::OPENED)?, t(col::RESOLVED)?, t(col::STARTED)?, t(col::LAST)?);
+    let (root, reason) = (s(col::ROOT)?, s(col::REASON)?);
+    let confidence = b.column(col::CONFIDENCE).as_primitive_opt::<Float64Type>()?;
+    let (services, evidence, timeline) = (s(col::SERVICES)?, s(col::EVIDENCE)?, s(col::TIMELINE)?);
+    for i in 0..b.num_rows() {
+        if !keep(tenant.value(i), id.value(i)) {
+            continue;
+        }
+        out.push(Incident {
+            id: id.value(i).to_owned(),
+            tenant: tenant.value(i).to_owned(),
+            title: title.value(i).to_owned(),
+            severity: Severity::parse(severity.value(i)).unwrap_or(Severity::P3),
+            status: Status::parse(status.value(i)).unwrap_or(Status::Open),
+            opened_at_ms: opened.value(i),
+            resolved_at_ms: resolved.is_valid(i).then(|| resolved.value(i)),
+            started_at_ms: started.value(i),
+            last_signal_ms: last.value(i),
+            root_cause: root.is_valid(i).then(|| RootCause {
+                service: root.value(i).to_owned(),
+                confidence: if confidence.is_valid(i) { confidence.value(i) } else { 0.0 },
+                reason: if reason.is_valid(i) { reason.value(i).to_owned() } else { String::new() },
+            }),
+            services: serde_json::from_str(services.value(i)).unwrap_or_default(),
+            evidence: serde_json::from_str(evidence.value(i)).unwrap_or_default(),
+            timeline: serde_json::from_str(timeline.value(i)).unwrap_or_default(),
+        });
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn incident(n: usize, resolved: Option<i64>) -> Incident {
+        Incident {
+            id: format!("inc{n}"),
+            tenant: if n.is_multiple_of(2) { "a".into() } else { "b".into() },
+            title: "db: error ratio up".into(),
+            severity: Severity::P1,
+            status: if resolved.is_some() { Status::Resolved } else { Status::Open },
+            opened_at_ms: 1000 + n as i64,
+            resolved_at_ms: resolved,
+            started_at_ms: 900,
+            last_signal_ms: 1100,
+            root_cause: (!n.is_multiple_of(3)).then(|| RootCause {
+                service: "db".into(),
+                confidence: 0.85,
+                reason: "r".into(),
+            }),
+            services: vec!["api".into(), "db".into()],
+            evidence: serde_json::json!({"trace_ids": ["ab"]}),
+            timeline: serde_json::json!([{"kind": "opened"}]),
+        }
+    }
+
+    #[test]
+    fn incidents_round_trip_through_the_table() {
+        let mut log = IncidentLog::new(1000, i64::MAX);
+        for n in 0..300 {
+            log.push(incident(n, Some(5000)), 6000);
+        }
+        let open = [incident(300, None)];
+        let batches = log.snapshot(&open);
+        assert_eq!(batches.len(), 2, "one chunk of 256, then the rest with the open one");
+        assert!(batches.iter().all(|b| b.schema() == schema()));
+        let all = read(&batches, |_, _| true);
+        assert_eq!(all.len(), 301);
+        for (n, got) in all.iter().enumerate() {
+            let want = incident(n, (n < 300).then_some(5000));
+            assert_eq!(got, &want);
+        }
+        let b_only = read(&batches, |tenant, _| tenant == "b");
+        assert_eq!(b_only.len(), 150);
+    }
+
+    #[test]
+    fn retention_by_count_and_age() {
+        let mut log = IncidentLog::new(100, 1000);
+        for n in 0..600 {
+            log.push(incident(n, Some(n as i64 * 10)), n as i64 * 10);
+        }
+        assert_eq!(log.len(), 100);
+        let ids: Vec<String> = read(&log.snapshot(&[]), |_, _| true).into_iter().map(|i| i.id).collect();
+        assert_eq!(ids.first().map(String::as_str), Some("inc500"));
+        // Much later, everything has aged out.
+        log.retain(1_000_000);
+        assert_eq!(log.len(), 0);
+    }
+}
