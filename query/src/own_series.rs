@@ -45,12 +45,21 @@ pub struct OwnSeriesConfig {
     pub max_series: usize,
     /// Samples kept at most, all series together (16 bytes each in memory).
     pub max_samples: usize,
+    /// How often Vigil's own metrics (`vigil_*`, as `/metrics` shows them) are recorded into the store, under
+    /// `tenancy.default_tenant`; `0s`: never.
+    #[serde(with = "humantime_serde")]
+    pub self_metrics_interval: Duration,
 }
 
 impl Default for OwnSeriesConfig {
     fn default() -> Self {
         // 10 M samples are 160 MiB: a day of four anomaly_* series for ~430 series scored every 15 s.
-        Self { retention: Duration::from_secs(24 * 3600), max_series: 50_000, max_samples: 10_000_000 }
+        Self {
+            retention: Duration::from_secs(24 * 3600),
+            max_series: 50_000,
+            max_samples: 10_000_000,
+            self_metrics_interval: Duration::from_secs(15),
+        }
     }
 }
 

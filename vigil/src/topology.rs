@@ -206,6 +206,15 @@ pub(crate) async fn run(
         };
         Arc::new(SelfMetrics { registry, before_scrape: Box::new(refresh) })
     };
+    // `vigil_*` into the own-series store too, so Grafana can chart Vigil through its Prometheus API.
+    let self_recorder = (!config.own_series.self_metrics_interval.is_zero()).then(|| {
+        tokio::spawn(crate::own_series::record_self_metrics(
+            Arc::clone(&self_metrics),
+            own_series.clone(),
+            config.tenancy.default_tenant.clone(),
+            config.own_series.self_metrics_interval,
+        ))
+    });
     // One samples-per-second budget per tenant, shared by remote write and OTLP metrics (HTTP and gRPC).
     let rate_limit = Arc::new(vigil_ingest::rate_limit::SampleRateLimiter::new(&config.limits));
     let rw_state = Arc::new(RemoteWriteState {
@@ -382,6 +391,9 @@ pub(crate) async fn run(
     logs.close();
     sealer.abort();
     spans_sealer.abort();
+    if let Some(recorder) = &self_recorder {
+        recorder.abort();
+    }
     logs_sealer.abort();
     let drain = async {
         for f in &mut forwarders {

@@ -139,7 +139,8 @@ fn a_query_over_budget_is_refused() {
 #[test]
 fn config_defaults_and_problems() {
     OwnSeriesConfig::default().validate().unwrap();
-    let bad = OwnSeriesConfig { retention: Duration::ZERO, max_series: 0, max_samples: 0 };
+    let bad =
+        OwnSeriesConfig { retention: Duration::ZERO, max_series: 0, max_samples: 0, ..OwnSeriesConfig::default() };
     let problems = bad.validate().unwrap_err();
     assert_eq!(problems.len(), 3, "{problems:?}");
     assert!(problems.iter().all(|p| p.starts_with("own_series.")), "{problems:?}");
