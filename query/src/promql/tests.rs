@@ -70,6 +70,20 @@ fn rate_extrapolates_to_the_range_edges_as_prometheus_does() {
 }
 
 #[test]
+fn increase_matches_prometheus_own_test_case() {
+    // Prometheus' promql testdata: `load 5m http_requests{path="/foo"} 0 1 2 3 2 3 4`,
+    // `eval instant at 30m increase(http_requests[30m])` gives 7. (Under Prometheus 3's left-open range the
+    // sample at 0 is out: 3 + the reset's 3 = 6 over 25 min, extrapolated to the zero point 25/6 min
+    // before the first sample: 6 × (25 + 25/6) / 25 = 7 again.)
+    let s = store();
+    let samples: Vec<(i64, f64)> =
+        [0.0, 1.0, 2.0, 3.0, 2.0, 3.0, 4.0].iter().enumerate().map(|(i, &v)| (i as i64 * 300, v)).collect();
+    add(&s, &[("__name__", "http_requests"), ("path", "/foo")], &samples);
+    assert_one(&at(&s, "increase(http_requests[30m])", 1800), "path=/foo", 7.0);
+    assert_one(&at(&s, "rate(http_requests[30m])", 1800), "path=/foo", 7.0 / 1800.0);
+}
+
+#[test]
 fn rate_adds_back_counter_resets_and_stops_at_zero() {
     let s = store();
     add(&s, &[("__name__", "c")], &[(10, 10.0), (20, 20.0), (30, 5.0)]);
