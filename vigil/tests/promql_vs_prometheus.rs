@@ -146,7 +146,7 @@ fn compare(what: &str, vigil: &serde_json::Value, prometheus: &serde_json::Value
     }
 }
 
-const QUERIES: [&str; 24] = [
+const QUERIES: [&str; 40] = [
     "c_total",
     "g",
     "rate(c_total[5m])",
@@ -171,6 +171,22 @@ const QUERIES: [&str; 24] = [
     "rate(c_total[5m]) / ignoring (instance) group_left sum by (job) (g)",
     "g offset 5m",
     "1 + 1",
+    "quantile(0.5, g)",
+    "bottomk(1, g)",
+    "stddev by (job) (g)",
+    "stdvar_over_time(g[5m])",
+    "last_over_time(g[5m])",
+    "idelta(g[1m])",
+    "abs(g - 0.5)",
+    "clamp_max(g, 0.5)",
+    "round(g, 0.1)",
+    "-g",
+    "g and on (job) (c_total > 100)",
+    "g unless on (job, instance) (g > 0.9)",
+    "g or vector(1)",
+    "scalar(count(g)) * time()",
+    "sgn(g - 0.5) != bool 1",
+    "sort_desc(g)",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
