@@ -10,12 +10,16 @@
 //!     - match: '{__name__=~"debug_.+"}'
 //!       exclude: true
 //!   events: { max_events: 100000, max_age: 7d }
+//!   iforest: { group_by: [job, service_name, service], refit_interval: 10m }
+//!   peers: { interval: 5m, group_by_excluding: [instance, pod], eps: 1.5 }
 //! ```
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::iforest::online::IforestConfig;
+pub use crate::peers::PeersConfig;
 use crate::rules::RuleSet;
 use crate::selector::Selector;
 use crate::settings::Settings;
@@ -37,6 +41,10 @@ pub struct DetectConfig {
     /// sample to the metrics path (and so to the forwarders).
     pub write_back: bool,
     pub events: EventsConfig,
+    /// The isolation forest per group of series, trained online (its contribution is `iforest`).
+    pub iforest: IforestConfig,
+    /// Peer-group outliers: a series unlike its siblings (its contribution is `peers`).
+    pub peers: PeersConfig,
 }
 
 impl Default for DetectConfig {
@@ -48,6 +56,8 @@ impl Default for DetectConfig {
             max_series: 100_000,
             write_back: true,
             events: EventsConfig::default(),
+            iforest: IforestConfig::default(),
+            peers: PeersConfig::default(),
         }
     }
 }
@@ -125,6 +135,8 @@ impl DetectConfig {
             problems
                 .push(format!("detect.events.close_after must be 1 to 255 samples, got {}", self.events.close_after));
         }
+        problems.extend(self.iforest.problems());
+        problems.extend(self.peers.problems());
         if problems.is_empty() { Ok(RuleSet::new(compiled, self.defaults.clone())) } else { Err(problems) }
     }
 }

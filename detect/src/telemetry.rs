@@ -1,5 +1,7 @@
 //! Vigil's own metrics about detection, exposed on `/metrics` as `vigil_detect_*`.
 
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -29,6 +31,23 @@ pub struct DetectMetrics {
     pub writeback_samples: Counter,
     /// Scored samples whose write-back was given up: `queue_full`, `refused` (the metrics path refused it).
     pub writeback_dropped: Family<ReasonLabels, Counter>,
+    /// Group isolation forests refitted, and the seconds their fits and calibrations took.
+    pub iforest_refits: Counter,
+    pub iforest_refit_seconds: Counter<f64, AtomicU64>,
+    /// Refits that failed (the group keeps its last model).
+    pub iforest_refit_errors: Counter,
+    /// Groups with an isolation forest (or waiting for their first fit).
+    pub iforest_groups: Gauge,
+    /// Series scored without a group forest because `detect.iforest.max_groups` was reached.
+    pub iforest_groups_dropped: Counter,
+    /// Samples the group forest scored > 1.
+    pub iforest_anomalous: Counter,
+    /// Comparisons of sibling series (one per `detect.peers.interval`).
+    pub peers_comparisons: Counter,
+    /// Sets of at least three siblings compared last time.
+    pub peers_sets: Gauge,
+    /// Series found unlike their siblings, summed over comparisons.
+    pub peers_outliers: Counter,
 }
 
 impl DetectMetrics {
@@ -51,6 +70,27 @@ impl DetectMetrics {
             "Scored samples whose anomaly_* series were not written back, by reason",
             m.writeback_dropped.clone(),
         );
+        r.register("iforest_refits", "Group isolation forests refitted", m.iforest_refits.clone());
+        r.register(
+            "iforest_refit_seconds",
+            "Seconds spent fitting and calibrating group isolation forests",
+            m.iforest_refit_seconds.clone(),
+        );
+        r.register("iforest_refit_errors", "Group isolation forest refits that failed", m.iforest_refit_errors.clone());
+        r.register("iforest_groups", "Groups of series with an isolation forest", m.iforest_groups.clone());
+        r.register(
+            "iforest_groups_dropped",
+            "Series scored without a group forest because `detect.iforest.max_groups` was reached",
+            m.iforest_groups_dropped.clone(),
+        );
+        r.register(
+            "iforest_anomalous_samples",
+            "Samples the group isolation forest scored > 1",
+            m.iforest_anomalous.clone(),
+        );
+        r.register("peers_comparisons", "Comparisons of sibling series", m.peers_comparisons.clone());
+        r.register("peers_sets", "Sets of sibling series compared last time", m.peers_sets.clone());
+        r.register("peers_outliers", "Series found unlike their siblings", m.peers_outliers.clone());
         m
     }
 

@@ -8,6 +8,10 @@ pub struct Contributions {
     pub seasonal: f32,
     pub shift: f32,
     pub rate: f32,
+    /// The group's isolation forest (`detect.iforest`).
+    pub iforest: f32,
+    /// Unlike its sibling series (`detect.peers`).
+    pub peers: f32,
 }
 
 impl Contributions {
@@ -19,6 +23,8 @@ impl Contributions {
             ("seasonal", self.seasonal),
             ("shift", self.shift),
             ("rate", self.rate),
+            ("iforest", self.iforest),
+            ("peers", self.peers),
         ]
         .into_iter()
     }

@@ -8,6 +8,7 @@
 //! write-ahead log to the forwarders like any other series. The engine never talks to a forwarder.
 
 mod handle;
+mod online;
 mod shard;
 mod writeback;
 
@@ -77,13 +78,15 @@ pub(crate) struct Shared {
     cap_warned: AtomicBool,
     /// Write-back is on (not held for replay).
     live: AtomicBool,
+    /// Group isolation forests and peer comparison.
+    online: online::Online,
 }
 
 impl Shared {
     /// The state of a series seen for the first time, or `None` when it is not to be scored (excluded by a
     /// rule, Vigil's own output, or over `detect.max_series`).
     fn admit(&self, slot: u32) -> Option<Tracked> {
-        let (key, _) = self.registry.series_by_slot(slot)?;
+        let (key, tenant) = self.registry.series_by_slot(slot)?;
         let labels: Vec<(&str, &str)> = decode_label_key(key).map(|p| (p.name, p.value)).collect();
         let rule = self.rules.resolve(&labels)?;
         let max = self.max_series;
@@ -100,7 +103,8 @@ impl Shared {
         }
         self.metrics.series.inc();
         let detector = SeriesDetector::new(self.rules.settings(rule));
-        Some(Tracked { detector, history: crate::forecast::History::default(), last_ms: i64::MIN, slot, rule })
+        let online = self.online.admit(tenant, &labels, &self.metrics);
+        Some(Tracked { detector, history: crate::forecast::History::default(), online, last_ms: i64::MIN, slot, rule })
     }
 }
 
@@ -109,6 +113,9 @@ impl Shared {
 pub struct Engine {
     handle: DetectHandle,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// The thread that refits the group forests and compares siblings (`online.rs`), stopped after the
+    /// shard threads.
+    background: (Arc<Shared>, Option<std::thread::JoinHandle<()>>),
 }
 
 impl Engine {
@@ -131,6 +138,7 @@ impl Engine {
             max_series: config.max_series,
             cap_warned: AtomicBool::new(false),
             live: AtomicBool::new(!replaying),
+            online: online::Online::new(config),
         });
         let mut threads = Vec::with_capacity(buffer.shard_count());
         for index in 0..buffer.shard_count() {
@@ -142,7 +150,14 @@ impl Engine {
                 .map_err(EngineError::Spawn)?;
             threads.push(thread);
         }
-        Ok(Self { handle: DetectHandle::new(shared), threads })
+        let background = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("vigil-detect-models".into())
+                .spawn(move || online::run(&shared))
+                .map_err(EngineError::Spawn)?
+        };
+        Ok(Self { handle: DetectHandle::new(Arc::clone(&shared)), threads, background: (shared, Some(background)) })
     }
 
     pub fn handle(&self) -> DetectHandle {
@@ -153,11 +168,16 @@ impl Engine {
     /// the engine's write-back senders with them lets the write-back consumer end.
     pub async fn join(self) {
         let threads = self.threads;
+        let (shared, background) = self.background;
         let joined = tokio::task::spawn_blocking(move || {
             for t in threads {
                 if t.join().is_err() {
                     tracing::error!("A detection thread panicked. This is a bug.");
                 }
+            }
+            shared.online.stop();
+            if background.is_some_and(|t| t.join().is_err()) {
+                tracing::error!("The detection background thread panicked. This is a bug.");
             }
         });
         if joined.await.is_err() {

@@ -17,6 +17,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use vigil_ingest::buffer::{Next, SealedBatch, Subscription};
 use vigil_ingest::series::{IdHasher, decode_label_key};
 
+use super::online::OnlineSeries;
 use super::writeback::{Body, Encoder, compress};
 use super::{Shared, WriteBack};
 use crate::events::{Event, EventTracker};
@@ -27,12 +28,15 @@ use crate::series::SeriesDetector;
 type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 type IdSet = HashSet<u64, BuildHasherDefault<IdHasher>>;
 
-/// What the engine keeps per scored series: its detector, the forecast's history, and 16 bytes.
+/// What the engine keeps per scored series: its detector, the forecast's history, its share of the group
+/// forest and peer comparison, and 16 bytes.
 #[derive(Debug)]
 pub(crate) struct Tracked {
     pub(crate) detector: SeriesDetector,
     /// Hourly means over the last week, for the forecast (`crate::forecast`).
     pub(crate) history: History,
+    /// Features, group forest and peer summary (`online.rs`).
+    pub(crate) online: OnlineSeries,
     /// Newest timestamp scored; older or equal samples are skipped.
     pub(crate) last_ms: i64,
     /// The series' slot in the registry: its labels and tenant without a lookup.
@@ -156,7 +160,8 @@ fn score_batch(
         tracked.last_ms = ts;
         let settings = shared.rules.settings(tracked.rule);
         tracked.history.observe(settings, ts, value);
-        let Some(verdict) = tracked.detector.observe(settings, ts, value) else { continue };
+        let Some(mut verdict) = tracked.detector.observe(settings, ts, value) else { continue };
+        shared.online.apply(&mut tracked.online, settings, (ts, value), &mut verdict, &shared.metrics);
         tally.scored += 1;
         let slot = tracked.slot;
         let step = events.observe(id, ts, value, &verdict, || describe(&shared.registry, slot));

@@ -284,3 +284,54 @@ fn an_invalid_config_or_no_runtime_is_an_error() {
     assert!(matches!(Engine::start(&bad, inputs()), Err(EngineError::Config(p)) if p[0].contains("detect.max_series")));
     assert!(matches!(Engine::start(&DetectConfig::default(), inputs()), Err(EngineError::NoRuntime)));
 }
+
+/// Six pods of one deployment, one serving 60 % more than the others: the comparison of siblings flags it
+/// (an event with a `peers` contribution, through the anomaly API), the group's isolation forest is fitted
+/// from the shard threads' rows by the background thread, and nothing else raises an event — neither the
+/// forest nor the peers on the five ordinary pods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_unlike_its_siblings_is_an_event_and_the_group_forest_stays_quiet() {
+    let config = DetectConfig {
+        iforest: crate::config::IforestConfig { min_rows: 256, ..Default::default() },
+        ..DetectConfig::default()
+    };
+    let f = Fixture::start(config);
+    let t = f.registry.default_tenant();
+    let start = start_ms() - 3_600_000;
+    let pods: Vec<String> = (0..6).map(|i| format!("api-{i}")).collect();
+    let mut rngs: Vec<fastrand::Rng> = (0..6).map(|i| fastrand::Rng::with_seed(100 + i)).collect();
+    // 420 samples of 15 s (1 h 45 min), in chunks of ten minutes with the engine settled in between, so
+    // each comparison (every 5 minutes of sample time) sees its windows filled.
+    for chunk in 0..420 / 40 {
+        let series = pods
+            .iter()
+            .zip(&mut rngs)
+            .enumerate()
+            .map(|(k, (pod, rng))| {
+                let level = if k == 2 { 160.0 } else { 100.0 };
+                let samples = (chunk * 40..(chunk + 1) * 40)
+                    .map(|i| Sample { value: level + 4.0 * (rng.f64() - 0.5), timestamp: start + i as i64 * STEP_MS })
+                    .collect();
+                let pairs = [("__name__", "http_requests_per_second"), ("job", "api"), ("pod", pod.as_str())];
+                TimeSeries { labels: labels(&pairs), samples, ..Default::default() }
+            })
+            .collect();
+        f.write(t, series);
+        f.settle().await;
+    }
+    let handle = f.engine.handle();
+    let (events, _) = handle.anomalies(&query("anonymous", &[]));
+    let m = &f.metrics;
+    assert!(!events.is_empty(), "the odd pod raised no event: {m:?}");
+    for e in &events {
+        assert_eq!(e.labels.get("pod").map(String::as_str), Some("api-2"), "only the odd pod: {e:?}");
+        let peers = e.detectors.iter().find(|(n, _)| *n == "peers").map(|(_, s)| *s);
+        assert!(peers.is_some_and(|s| s > 1.0) && e.score > 1.0, "{e:?}");
+    }
+    assert!(m.peers_comparisons.get() >= 10 && m.peers_outliers.get() >= 1, "{m:?}");
+    assert!(m.peers_sets.get() <= 1, "one set of siblings");
+    assert!(m.iforest_refits.get() >= 1 && m.iforest_refit_errors.get() == 0, "{m:?}");
+    assert_eq!(m.iforest_groups.get(), 1);
+    assert!(m.iforest_anomalous.get() <= 2, "the forest flagged {} ordinary samples", m.iforest_anomalous.get());
+    f.stop().await;
+}

@@ -31,6 +31,7 @@
 //! in three flat arrays: split attributes, split values, leaf path lengths.
 
 mod build;
+pub(crate) mod online;
 mod params;
 mod traits;
 
