@@ -3,9 +3,11 @@
 //! The anomaly API ([`anomalies_router`]: `/api/v1/anomalies`, `/api/v1/forecast`) reads the detection
 //! engine; the Prometheus API subset ([`prom_api_router`]: `/api/v1/query`, `/api/v1/query_range`,
 //! `/api/v1/series`, `/api/v1/labels`, `/api/v1/label/{name}/values`, …) evaluates PromQL ([`promql`]) over
-//! Vigil's own series ([`OwnSeriesStore`]).
+//! Vigil's own series ([`OwnSeriesStore`]); the incident API ([`correlate_router`]: `/api/v1/incidents`,
+//! `/api/v1/traces/{trace_id}`, `/api/v1/service-graph`) reads correlation.
 
 mod anomalies;
+mod correlate;
 mod health;
 mod own_series;
 mod params;
@@ -18,6 +20,7 @@ use std::sync::Arc;
 use axum::Router;
 
 pub use anomalies::{AnomalyApi, anomalies_router};
+pub use correlate::{CorrelateApi, correlate_router};
 pub use health::{BackendStatus, ReadinessState, ReplayReport};
 pub use own_series::{OwnSeriesConfig, OwnSeriesMetrics, OwnSeriesStore};
 pub use prom_api::{PromApi, prom_api_router};

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use vigil_detect::DetectConfig;
+use vigil_detect::{CorrelateConfig, DetectConfig};
 use vigil_forward::ForwardMode;
 use vigil_forward::loki::LokiConfig;
 use vigil_forward::tempo::TempoConfig;
@@ -44,6 +44,8 @@ pub(crate) struct Config {
     pub(crate) queue: QueueConfig,
     /// Anomaly detection over the metrics window: rules by selector, cap, write-back, events.
     pub(crate) detect: DetectConfig,
+    /// Trace-id index, span RED series, service graph and incidents.
+    pub(crate) correlate: CorrelateConfig,
     /// The series Vigil computes itself (anomaly scores, span RED metrics, incident counts), kept for the
     /// Prometheus API (`/api/v1/query` and friends): retention and caps.
     pub(crate) own_series: OwnSeriesConfig,
@@ -66,6 +68,7 @@ impl Default for Config {
             wal: WalConfig::default(),
             queue: QueueConfig::default(),
             detect: DetectConfig::default(),
+            correlate: CorrelateConfig::default(),
             own_series: OwnSeriesConfig::default(),
         }
     }
@@ -206,6 +209,9 @@ impl Config {
         if let Err(detect) = self.detect.validate() {
             problems.extend(detect);
         }
+        if let Err(correlate) = self.correlate.validate() {
+            problems.extend(correlate);
+        }
         if let Err(own) = self.own_series.validate() {
             problems.extend(own);
         }
@@ -285,6 +291,22 @@ mod tests {
         let c = Config::from_yaml("own_series:\n  max_samples: 0\n").unwrap();
         assert!(c.validate().unwrap_err().to_string().contains("own_series.max_samples"));
         assert!(Config::from_yaml("own_series:\n  retension: 1h\n").is_err());
+    }
+
+    #[test]
+    fn the_correlate_section_parses_and_reports_its_problems() {
+        let c = Config::from_yaml(
+            "correlate:\n  red:\n    step: 5s\n    quantiles: [0.5, 0.99]\n  incidents:\n    window: 10m\n    service_labels: [service, app]\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.correlate.red.step, Duration::from_secs(5));
+        assert_eq!(c.correlate.incidents.service_labels, ["service", "app"]);
+        assert!(c.correlate.enabled, "on unless turned off");
+        let c = Config::from_yaml("correlate:\n  red:\n    step: 1ms\n  graph:\n    buckets: []\n").unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("correlate.red.step") && err.contains("correlate.graph.buckets"), "{err}");
+        assert!(Config::from_yaml("correlate:\n  incidentz: {}\n").is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `vigil`: the observability ingest gateway and anomaly engine.
 
 mod config;
+mod correlate;
 mod eval;
 mod own_series;
 mod topology;

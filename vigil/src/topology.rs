@@ -15,7 +15,8 @@ use std::sync::atomic::AtomicU64;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use vigil_detect::{DetectMetrics, Engine, EngineInputs, WriteBack};
+use vigil_detect::traces::Sources;
+use vigil_detect::{CorrelateInputs, CorrelateMetrics, Correlator, DetectMetrics, Engine, EngineInputs, WriteBack};
 use vigil_forward::send::Target;
 use vigil_forward::telemetry::ForwardMetrics;
 use vigil_forward::victoriametrics::{self, ForwarderHandle};
@@ -33,7 +34,8 @@ use vigil_ingest::wal::replay as wal_replay;
 use vigil_ingest::wal::{Consumer, Wal};
 
 use vigil_query::{
-    AnomalyApi, BackendStatus, OwnSeriesMetrics, OwnSeriesStore, PromApi, ReadinessState, ReplayReport, SelfMetrics,
+    AnomalyApi, BackendStatus, CorrelateApi, OwnSeriesMetrics, OwnSeriesStore, PromApi, ReadinessState, ReplayReport,
+    SelfMetrics,
 };
 
 use crate::config::Config;
@@ -52,6 +54,8 @@ pub(crate) enum RunError {
     Wal(vigil_ingest::wal::OpenError),
     #[error("{0}")]
     Detect(vigil_detect::engine::EngineError),
+    #[error("{0}")]
+    Correlate(vigil_detect::incidents::CorrelateError),
 }
 
 /// Forwarders being started, and what readiness will report of them.
@@ -112,6 +116,7 @@ pub(crate) async fn run(
     let ingest_metrics = IngestMetrics::new(&mut registry);
     let forward_metrics = ForwardMetrics::new(&mut registry);
     let detect_metrics = DetectMetrics::new(&mut registry);
+    let correlate_metrics = CorrelateMetrics::new(&mut registry);
     // Vigil's own series for the Prometheus API, fed by the write-back loop below.
     let own_series = Arc::new(OwnSeriesStore::new(config.own_series.clone(), OwnSeriesMetrics::new(&mut registry)));
 
@@ -140,6 +145,27 @@ pub(crate) async fn run(
         None
     };
     let detect = engine.as_ref().map(Engine::handle);
+    // Span RED and service-graph series on their way into the metrics path, like the scores.
+    let (derived_tx, derived_rx) = mpsc::channel::<WriteBack>(WRITE_BACK_QUEUE);
+    let correlator = if config.correlate.enabled {
+        let inputs = CorrelateInputs {
+            sources: Sources {
+                spans: Arc::clone(&spans),
+                logs: Arc::clone(&logs),
+                metrics: Arc::clone(&buffer),
+                registry: Arc::clone(&series),
+            },
+            detect: detect.clone(),
+            metrics: correlate_metrics.clone(),
+            write_back: Some(derived_tx),
+            replaying: true,
+        };
+        Some(Correlator::start(&config.correlate, inputs).map_err(RunError::Correlate)?)
+    } else {
+        drop(derived_tx);
+        None
+    };
+    let correlate = correlator.as_ref().map(Correlator::handle);
 
     // One byte total for every log: `wal.max_bytes` bounds them together.
     let wal_bytes = Arc::new(AtomicU64::new(0));
@@ -228,6 +254,13 @@ pub(crate) async fn run(
         rate_limit: Arc::clone(&rate_limit),
     });
     let own: Arc<dyn OwnSeriesSink> = own_series.clone();
+    let own_derived: Arc<dyn OwnSeriesSink> = own_series.clone();
+    let derived = tokio::spawn(crate::correlate::write_back_derived(
+        derived_rx,
+        Arc::clone(&rw_state),
+        correlate_metrics,
+        own_derived,
+    ));
     let write_back = tokio::spawn(write_back_scores(scores_rx, Arc::clone(&rw_state), detect_metrics, own));
     let otlp_state = Arc::new(OtlpHttpState {
         limits: config.limits.clone(),
@@ -276,6 +309,10 @@ pub(crate) async fn run(
         .merge(otlp::logs::logs_router(logs_state))
         .merge(loki::router(loki_state))
         .merge(vigil_query::router(Arc::clone(&readiness), self_metrics))
+        .merge(vigil_query::correlate_router(Arc::new(CorrelateApi {
+            correlate: correlate.clone(),
+            default_tenant: config.tenancy.default_tenant.clone(),
+        })))
         .merge(vigil_query::anomalies_router(Arc::new(AnomalyApi {
             detect: detect.clone(),
             default_tenant: config.tenancy.default_tenant.clone(),
@@ -307,7 +344,7 @@ pub(crate) async fn run(
         let (mw, lw, sw) = (Arc::clone(&metrics_wal), Arc::clone(&logs_wal), Arc::clone(&spans_wal));
         let (series, metadata, buffer) = (Arc::clone(&series), Arc::clone(&metadata_for_replay), Arc::clone(&buffer));
         let (logs, spans, readiness) = (Arc::clone(&logs), Arc::clone(&spans), Arc::clone(&readiness));
-        let detect = detect.clone();
+        let (detect, correlate) = (detect.clone(), correlate.clone());
         let sizes = [config.buffer.max_bytes, config.logs_buffer.max_bytes, config.spans_buffer.max_bytes];
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
@@ -334,6 +371,9 @@ pub(crate) async fn run(
             readiness.replay_done(reports, seconds);
             if let Some(detect) = &detect {
                 detect.replay_done();
+            }
+            if let Some(correlate) = &correlate {
+                correlate.replay_done();
             }
             tracing::info!(seconds, "Start-up replay done; ready.");
         })
@@ -389,6 +429,13 @@ pub(crate) async fn run(
     spans.close();
     logs.seal_all();
     logs.close();
+    // Correlation reads spans and logs to their end; its last windows find the metrics path closed (counted).
+    if let Some(correlator) = correlator
+        && tokio::time::timeout_at(deadline, correlator.stop()).await.is_err()
+    {
+        tracing::warn!("Correlation did not finish in time.");
+    }
+    derived.abort();
     sealer.abort();
     spans_sealer.abort();
     if let Some(recorder) = &self_recorder {
@@ -468,7 +515,7 @@ async fn write_back_scores(
 }
 
 /// One body of scores into the metrics log and buffer, as a remote-write request of its tenant would go.
-fn log_scores(into: &RemoteWriteState, wb: &WriteBack) -> Result<remote_write::Received, String> {
+pub(crate) fn log_scores(into: &RemoteWriteState, wb: &WriteBack) -> Result<remote_write::Received, String> {
     let tenant = into.series.tenant(&wb.tenant).map_err(|e| e.to_string())?;
     if let Some(wal) = &into.wal {
         wal.admit().map_err(|e| e.to_string())?;

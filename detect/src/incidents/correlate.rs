@@ -236,7 +236,7 @@ impl Incidents {
             return ctx.symbols.intern(value);
         }
         let mut votes: HashMap<u32, usize> = HashMap::new();
-        for (trace, span) in ctx.exemplars.traces(a.row.series_id, a.row.start_ms - self.tolerance_ms, a.row.end_ms) {
+        for (trace, span) in ctx.exemplars.traces(a.row.series_id, a.row.start_ms, a.row.end_ms) {
             if let Some(s) = ctx.index.get(tenant, &trace).and_then(|e| e.span(span)) {
                 *votes.entry(s.service).or_default() += 1;
             }
@@ -248,14 +248,29 @@ impl Incidents {
     pub(crate) fn anomaly(&mut self, row: AnomalyRow, ctx: &mut Ctx<'_>, now: Instant, wall_ms: i64) {
         let key = row.key();
         if let Some(id) = self.by_event.get(&key).cloned() {
+            let max_traces = self.max_traces();
             if let Some(inc) = self.open.iter_mut().find(|i| i.id == id)
                 && let Some(a) = inc.anomalies.iter_mut().find(|a| a.row.key() == key)
             {
                 let closed_now = a.row.open && !row.open;
                 let (start, end) = (row.start_ms, row.end_ms);
+                // The exemplars of the samples that extended it.
+                let more: Vec<TraceId> = if end > a.row.end_ms {
+                    ctx.exemplars.traces(row.series_id, a.row.end_ms + 1, end).into_iter().map(|(t, _)| t).collect()
+                } else {
+                    Vec::new()
+                };
                 a.row = row;
                 a.updated = now;
+                for t in &more {
+                    if !a.traces.contains(t) {
+                        a.traces.push(*t);
+                    }
+                }
                 let (service, metric) = (a.service, a.metric().to_owned());
+                for t in more {
+                    inc.add_trace(t, max_traces);
+                }
                 inc.extend_time(start, end);
                 if closed_now {
                     let service = service.map(|s| ctx.symbols.name_or_empty(s).to_string());
@@ -270,13 +285,9 @@ impl Incidents {
         }
         let Some(tenant) = ctx.symbols.intern(&row.tenant) else { return };
         let labels: BTreeMap<String, String> = serde_json::from_str(&row.labels).unwrap_or_default();
-        let tol = self.tolerance_ms;
-        let traces: Vec<TraceId> = ctx
-            .exemplars
-            .traces(row.series_id, row.start_ms - tol, row.end_ms + tol)
-            .into_iter()
-            .map(|(t, _)| t)
-            .collect();
+        // The traces of the anomalous samples' own exemplars (not of the samples before: those were fine).
+        let traces: Vec<TraceId> =
+            ctx.exemplars.traces(row.series_id, row.start_ms, row.end_ms).into_iter().map(|(t, _)| t).collect();
         let mut a = Anom { row, labels, service: None, traces, updated: now };
         a.service = self.service_of(&a, tenant, ctx);
         let (from, to) = (a.row.start_ms, a.row.end_ms);

@@ -136,7 +136,9 @@ impl Correlator {
             tasks.push(runtime.spawn(forward(sub, tx.clone(), lagged("exemplars"), wrap)));
         }
         drop(tx);
-        let mut worker = Worker::new(config, Arc::clone(&shared), detect, write_back);
+        // A window's spans reach the worker through every shard, sealed up to a seal interval apart.
+        let hold = sources.spans.config().seal_interval * 2 + TICK;
+        let mut worker = Worker::new(config, Arc::clone(&shared), detect, write_back, hold);
         let thread = std::thread::Builder::new()
             .name("vigil-correlate".into())
             .spawn(move || worker.run(rx, &runtime))
@@ -207,6 +209,7 @@ impl Worker {
         shared: Arc<Shared>,
         detect: Option<DetectHandle>,
         write_back: Option<mpsc::Sender<WriteBack>>,
+        hold: Duration,
     ) -> Self {
         Self {
             shared,
@@ -214,7 +217,7 @@ impl Worker {
             write_back,
             write_red: config.red.write,
             write_graph: config.graph.write_series,
-            tracer: Tracer::new(&config.red, &config.graph, &config.slow),
+            tracer: Tracer::new(&config.red, &config.graph, &config.slow, hold),
             incidents: Incidents::new(&config.incidents, config.red.step),
             feed: Feed::default(),
             bodies: Bodies::default(),

@@ -11,7 +11,7 @@
 //! It answers the correlation's questions: which services a failure in one could reach (its callers,
 //! transitively) and whether two services are connected at all.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::config::GraphConfig;
@@ -26,6 +26,33 @@ pub(crate) const SERVER_SECONDS: &str = "traces_service_graph_request_server_sec
 
 /// Windows of history per edge, for rates and quantiles in the JSON view.
 const HISTORY: usize = 30;
+/// Windows of calls an edge holds until they are written; past it the oldest join the totals anyway.
+const MAX_PENDING_WINDOWS: usize = 64;
+
+/// A written window into an edge's totals and history.
+fn absorb(e: &mut EdgeStats, start: i64, w: EdgeWindow) {
+    let t = &mut e.total;
+    t.requests += w.requests;
+    t.failed += w.failed;
+    t.seconds_sum += w.seconds_sum;
+    for (a, b) in t.buckets.iter_mut().zip(&w.buckets) {
+        *a += b;
+    }
+    match e.history.iter_mut().find(|h| h.0 == start) {
+        Some(h) => {
+            h.1 += w.requests;
+            h.2 += w.failed;
+            h.3.merge(&w.latencies);
+        }
+        None => {
+            let at = e.history.iter().position(|h| h.0 > start).unwrap_or(e.history.len());
+            e.history.insert(at, (start, w.requests, w.failed, w.latencies));
+        }
+    }
+    while e.history.len() > HISTORY {
+        e.history.pop_front();
+    }
+}
 
 /// One call between two services.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -170,14 +197,25 @@ impl Pending {
     }
 }
 
-#[derive(Debug, Clone)]
-struct EdgeStats {
+/// Calls of one edge in one window of span time.
+#[derive(Debug, Clone, Default)]
+struct EdgeWindow {
     requests: u64,
     failed: u64,
     seconds_sum: f64,
     /// Per bucket of `graph.buckets` (+Inf last), not cumulative.
     buckets: Vec<u64>,
-    /// Recent windows of span time: (window start, requests, failed, latencies).
+    latencies: Sketch,
+}
+
+#[derive(Debug, Clone)]
+struct EdgeStats {
+    /// Totals of the windows written so far: what the `traces_service_graph_*` counters say.
+    total: EdgeWindow,
+    /// Windows not written yet, by start: their calls join the totals when the RED window of the same
+    /// span time is written, so a counter's value at a window's end counts the calls up to that end.
+    pending: BTreeMap<i64, EdgeWindow>,
+    /// Recent written windows: (window start, requests, failed, latencies), for rates and quantiles.
     history: VecDeque<(i64, u64, u64, Sketch)>,
     last_seen: Instant,
     last_end_ms: i64,
@@ -190,7 +228,7 @@ pub struct EdgeView {
     pub server: String,
     pub requests_total: u64,
     pub failed_total: u64,
-    /// Over the recent windows held (up to 30 of `correlate.red.step`).
+    /// Over the recent windows held (up to 30 of `correlate.red.step`, written or still open).
     pub requests_per_second: f64,
     pub error_ratio: f64,
     pub latency_p50_seconds: Option<f64>,
@@ -245,6 +283,8 @@ impl ServiceGraph {
         self.edges.len()
     }
 
+    /// A call: the edge exists from now on (for correlation); its counts join the totals when its window
+    /// is written ([`ServiceGraph::absorb_until`]).
     pub(crate) fn record(&mut self, tenant: u32, call: &Call, now: Instant) {
         let key = (tenant, call.client, call.server);
         if !self.edges.contains_key(&key) && self.edges.len() >= self.max_edges {
@@ -253,42 +293,45 @@ impl ServiceGraph {
         }
         let n = self.bounds.len() + 1;
         let e = self.edges.entry(key).or_insert_with(|| EdgeStats {
-            requests: 0,
-            failed: 0,
-            seconds_sum: 0.0,
-            buckets: vec![0; n],
+            total: EdgeWindow { buckets: vec![0; n], ..EdgeWindow::default() },
+            pending: BTreeMap::new(),
             history: VecDeque::new(),
             last_seen: now,
             last_end_ms: i64::MIN,
         });
-        let seconds = call.duration_ns.max(0) as f64 / 1e9;
-        e.requests += 1;
-        e.failed += u64::from(call.failed);
-        e.seconds_sum += seconds;
-        let b = self.bounds.iter().position(|le| seconds <= *le).unwrap_or(n - 1);
-        e.buckets[b] += 1;
         e.last_seen = now;
         e.last_end_ms = e.last_end_ms.max(call.end_ms);
         let window = call.end_ms.div_euclid(self.step_ms) * self.step_ms;
-        let at = e.history.iter().position(|(w, ..)| *w >= window);
-        let slot = match at {
-            Some(i) if e.history[i].0 == window => i,
-            Some(i) => {
-                e.history.insert(i, (window, 0, 0, Sketch::default()));
-                i
+        let w = e.pending.entry(window).or_insert_with(|| EdgeWindow { buckets: vec![0; n], ..EdgeWindow::default() });
+        let seconds = call.duration_ns.max(0) as f64 / 1e9;
+        w.requests += 1;
+        w.failed += u64::from(call.failed);
+        w.seconds_sum += seconds;
+        let b = self.bounds.iter().position(|le| seconds <= *le).unwrap_or(n - 1);
+        w.buckets[b] += 1;
+        w.latencies.add(call.duration_ns);
+        // Windows that never get written (a tenant whose spans are no requests): fold the oldest in.
+        while e.pending.len() > MAX_PENDING_WINDOWS {
+            if let Some((start, w)) = e.pending.pop_first() {
+                absorb(e, start, w);
             }
-            None => {
-                e.history.push_back((window, 0, 0, Sketch::default()));
-                e.history.len() - 1
-            }
-        };
-        if let Some(h) = e.history.get_mut(slot) {
-            h.1 += 1;
-            h.2 += u64::from(call.failed);
-            h.3.add(call.duration_ns);
         }
-        while e.history.len() > HISTORY {
-            e.history.pop_front();
+    }
+
+    /// Adds the tenant's windows ending at or before `end_ms` (and any older, late ones) to the totals.
+    pub(crate) fn absorb_until(&mut self, tenant: u32, end_ms: i64) {
+        let step = self.step_ms;
+        for ((t, ..), e) in self.edges.iter_mut() {
+            if *t != tenant {
+                continue;
+            }
+            while let Some(entry) = e.pending.first_entry() {
+                if entry.key().saturating_add(step) > end_ms {
+                    break;
+                }
+                let (start, w) = entry.remove_entry();
+                absorb(e, start, w);
+            }
         }
     }
 
@@ -338,17 +381,18 @@ impl ServiceGraph {
         for ((_, client, server), e) in self.edges.iter().filter(|(k, _)| k.0 == tenant) {
             let (client, server) = (symbols.name_or_empty(*client), symbols.name_or_empty(*server));
             let labels = [("client", &*client), ("server", &*server)];
-            bodies.push(tenant_name, REQUEST_TOTAL, &labels, ts_ms, e.requests as f64);
-            bodies.push(tenant_name, REQUEST_FAILED_TOTAL, &labels, ts_ms, e.failed as f64);
+            let t = &e.total;
+            bodies.push(tenant_name, REQUEST_TOTAL, &labels, ts_ms, t.requests as f64);
+            bodies.push(tenant_name, REQUEST_FAILED_TOTAL, &labels, ts_ms, t.failed as f64);
             let mut cumulative = 0;
-            for (count, le) in e.buckets.iter().zip(&self.bound_labels) {
+            for (count, le) in t.buckets.iter().zip(&self.bound_labels) {
                 cumulative += count;
                 let with_le = [labels[0], labels[1], ("le", le.as_str())];
                 bodies.push(tenant_name, &format!("{SERVER_SECONDS}_bucket"), &with_le, ts_ms, cumulative as f64);
             }
-            bodies.push(tenant_name, &format!("{SERVER_SECONDS}_sum"), &labels, ts_ms, e.seconds_sum);
-            bodies.push(tenant_name, &format!("{SERVER_SECONDS}_count"), &labels, ts_ms, e.requests as f64);
-            samples += 5 + e.buckets.len() as u64;
+            bodies.push(tenant_name, &format!("{SERVER_SECONDS}_sum"), &labels, ts_ms, t.seconds_sum);
+            bodies.push(tenant_name, &format!("{SERVER_SECONDS}_count"), &labels, ts_ms, t.requests as f64);
+            samples += 5 + t.buckets.len() as u64;
         }
         samples
     }
@@ -357,22 +401,26 @@ impl ServiceGraph {
     pub(crate) fn view(&self, tenant: u32, symbols: &Symbols) -> GraphView {
         let mut edges: Vec<EdgeView> = Vec::new();
         for ((_, client, server), e) in self.edges.iter().filter(|(k, _)| k.0 == tenant) {
+            // Written windows and those still open: the view is current, the series are complete.
             let mut sketch = Sketch::default();
             let (mut requests, mut failed) = (0, 0);
-            for (_, r, f, s) in &e.history {
+            let (mut first, mut last) = (i64::MAX, i64::MIN);
+            let pending = e.pending.iter().map(|(start, w)| (*start, w.requests, w.failed, &w.latencies));
+            for (start, r, f, s) in e.history.iter().map(|(a, b, c, d)| (*a, *b, *c, d)).chain(pending) {
                 requests += r;
                 failed += f;
                 sketch.merge(s);
+                first = first.min(start);
+                last = last.max(start);
             }
-            let span_ms = match (e.history.front(), e.history.back()) {
-                (Some(first), Some(last)) => last.0 - first.0 + self.step_ms,
-                _ => self.step_ms,
-            };
+            let span_ms = if requests > 0 { last - first + self.step_ms } else { self.step_ms };
+            let (total, total_failed) =
+                e.pending.values().fold((e.total.requests, e.total.failed), |(r, f), w| (r + w.requests, f + w.failed));
             edges.push(EdgeView {
                 client: symbols.name_or_empty(*client).to_string(),
                 server: symbols.name_or_empty(*server).to_string(),
-                requests_total: e.requests,
-                failed_total: e.failed,
+                requests_total: total,
+                failed_total: total_failed,
                 requests_per_second: requests as f64 / (span_ms as f64 / 1000.0),
                 error_ratio: if requests > 0 { failed as f64 / requests as f64 } else { 0.0 },
                 latency_p50_seconds: sketch.quantile(0.5).map(|ns| ns / 1e9),

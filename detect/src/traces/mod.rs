@@ -21,7 +21,7 @@ pub(crate) mod symbols;
 mod view;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use vigil_ingest::buffer::{LogsBuffer, MetricsBuffer, SpansBuffer};
@@ -119,16 +119,18 @@ pub(crate) struct Tracer {
 }
 
 impl Tracer {
-    pub(crate) fn new(red: &RedConfig, graph: &GraphConfig, slow: &SlowConfig) -> Self {
+    /// `hold`: see [`Red::new`].
+    pub(crate) fn new(red: &RedConfig, graph: &GraphConfig, slow: &SlowConfig, hold: Duration) -> Self {
         Self {
-            red: Red::new(red, slow),
+            red: Red::new(red, slow, hold),
             pending: Pending::new(graph),
             exemplars: ExemplarLinks::default(),
             skipped_rows: 0,
         }
     }
 
-    /// Writes the complete RED windows, and the service graph's series at each window's end.
+    /// Writes the complete RED windows, and the service graph's series at each window's end (its counters
+    /// counting the calls up to that end).
     pub(crate) fn flush(
         &mut self,
         store: &TraceStore,
@@ -138,10 +140,14 @@ impl Tracer {
         bodies: &mut Bodies,
     ) {
         let written = self.red.flush(wall_ms, now, bodies);
-        if write_graph && !written.is_empty() {
-            let symbols = store.symbols.lock();
-            let graph = store.graph.lock();
-            for (tenant, end) in written {
+        if written.is_empty() {
+            return;
+        }
+        let symbols = store.symbols.lock();
+        let mut graph = store.graph.lock();
+        for (tenant, end) in written {
+            graph.absorb_until(tenant, end);
+            if write_graph {
                 self.red.counts.samples += graph.write_series(tenant, end, &symbols, bodies);
             }
         }

@@ -3,7 +3,8 @@
 //!
 //! - `traces_spanmetrics_requests_per_second` — spans ending in the window per second,
 //! - `traces_spanmetrics_error_ratio` — the share of them with status `ERROR`,
-//! - `traces_spanmetrics_latency_seconds{quantile="…"}` — duration quantiles (from a [`Sketch`]),
+//! - `traces_spanmetrics_latency_seconds{quantile="…"}` — duration quantiles (exact up to 512 spans per
+//!   window, then from a [`Sketch`]),
 //!
 //! each with `service`, `span_name` and `span_kind` labels, at the window's end. Gauges per window rather than
 //! Tempo's cumulative counters: the anomaly engine scores a level it can see move (an error ratio that leaves
@@ -62,22 +63,55 @@ struct OpInfo {
     windows: u32,
 }
 
+/// Durations a window keeps exactly; past it, quantiles come from the sketch.
+const EXACT: usize = 512;
+
 #[derive(Debug, Default)]
 struct Window {
     count: u64,
     errors: u64,
     sketch: Sketch,
+    /// Every duration while there are at most [`EXACT`]: a quantile of a few spans read from the sketch's
+    /// buckets would jump between bucket levels, and a series of few levels looks flat to a detector until
+    /// it jumps.
+    exact: Vec<i64>,
+}
+
+impl Window {
+    fn add(&mut self, duration_ns: i64) {
+        self.count += 1;
+        self.sketch.add(duration_ns);
+        if self.exact.len() < EXACT {
+            self.exact.push(duration_ns);
+        }
+    }
+
+    /// Nearest-rank quantiles (ns), exact while the window holds every duration.
+    fn quantiles(&mut self, qs: impl Iterator<Item = f64>) -> Vec<Option<f64>> {
+        let exact = self.exact.len() as u64 == self.count;
+        if exact {
+            self.exact.sort_unstable();
+        }
+        qs.map(|q| {
+            if !exact {
+                return self.sketch.quantile(q);
+            }
+            let rank = ((q.clamp(0.0, 1.0) * self.exact.len() as f64).ceil() as usize).max(1);
+            self.exact.get(rank - 1).map(|d| *d as f64)
+        })
+        .collect()
+    }
 }
 
 #[derive(Debug)]
 struct TenantWindows {
     buckets: BTreeMap<i64, HashMap<u32, Window>>,
-    /// Start of the next window to write; `None` until the first span.
+    /// When each window was first found complete by the watermark: it is written `hold` later.
+    ready: HashMap<i64, Instant>,
+    /// End of the newest window written: spans ending before it are late. `None` until one is written.
     next: Option<i64>,
     max_seen: i64,
     last_arrival: Instant,
-    /// Start of the newest window written with spans in it.
-    last_active: Option<i64>,
     ops: Vec<u32>,
 }
 
@@ -94,6 +128,7 @@ pub(crate) struct RedCounts {
 pub(crate) struct Red {
     step_ms: i64,
     lateness: Duration,
+    hold: Duration,
     lateness_ms: i64,
     idle_ms: i64,
     quantiles: Vec<(f64, String)>,
@@ -112,10 +147,15 @@ fn millis(d: Duration) -> i64 {
 }
 
 impl Red {
-    pub(crate) fn new(config: &RedConfig, slow: &SlowConfig) -> Self {
+    /// `hold`: how long a complete window waits before it is written. The spans of one window reach
+    /// correlation through every buffer shard, whose sealed batches arrive up to a seal interval apart (in a
+    /// backfill that is many windows of span time): the watermark alone would write windows whose spans are
+    /// still in another shard's open batch.
+    pub(crate) fn new(config: &RedConfig, slow: &SlowConfig, hold: Duration) -> Self {
         Self {
             step_ms: millis(config.step).max(1),
             lateness: config.lateness,
+            hold,
             lateness_ms: millis(config.lateness),
             idle_ms: millis(config.idle_after),
             quantiles: config.quantiles.iter().map(|q| (*q, q.to_string())).collect(),
@@ -146,10 +186,10 @@ impl Red {
         let bucket = s.end_ms.div_euclid(self.step_ms) * self.step_ms;
         let t = self.tenants.entry(s.tenant).or_insert_with(|| TenantWindows {
             buckets: BTreeMap::new(),
+            ready: HashMap::new(),
             next: None,
             max_seen: i64::MIN,
             last_arrival: now,
-            last_active: None,
             ops: Vec::new(),
         });
         if !t.ops.contains(&op) {
@@ -160,9 +200,8 @@ impl Red {
             return Some(op);
         }
         let w = t.buckets.entry(bucket).or_default().entry(op).or_default();
-        w.count += 1;
+        w.add(s.duration_ns);
         w.errors += u64::from(s.error);
-        w.sketch.add(s.duration_ns);
         t.max_seen = t.max_seen.max(s.end_ms);
         t.last_arrival = now;
         Some(op)
@@ -212,8 +251,10 @@ impl Red {
         let tenants: Vec<u32> = self.tenants.keys().copied().collect();
         for tenant in tenants {
             let Some(t) = self.tenants.get_mut(&tenant) else { continue };
-            let Some(first) = t.buckets.keys().next().copied().or(t.next) else { continue };
-            let mut next = t.next.unwrap_or(first);
+            if t.buckets.is_empty() {
+                continue;
+            }
+            let mut next = t.next;
             // Quiet for `lateness` (at least a second: a lateness of 0 means "do not wait for late spans",
             // not "every tenant is always idle").
             let idle = now.saturating_duration_since(t.last_arrival) >= self.lateness.max(Duration::from_secs(1));
@@ -224,51 +265,55 @@ impl Red {
             } else {
                 t.max_seen.saturating_sub(self.lateness_ms)
             };
+            // Windows with spans, complete by now and for `hold`, in order. A window without any span of the
+            // tenant is not written: when everything falls silent at once, the pipeline stopped, not every
+            // service.
             let mut due = Vec::new();
-            while next.saturating_add(step) <= target {
-                let recent = t.last_active.is_some_and(|a| next - a <= self.idle_ms);
-                if t.buckets.contains_key(&next) || recent {
-                    due.push((next, t.buckets.remove(&next).unwrap_or_default()));
-                    if due.last().is_some_and(|(_, w)| !w.is_empty()) {
-                        t.last_active = Some(next);
-                    }
-                    next += step;
-                } else {
-                    // A silence: jump to the next window with spans, or as far as the target allows.
-                    let data = t.buckets.keys().next().copied().filter(|b| *b > next);
-                    let limit = target.div_euclid(step) * step;
-                    next = data.map_or(limit, |d| d.min(limit)).max(next + step);
+            while let Some(start) = t.buckets.keys().next().copied().filter(|b| b.saturating_add(step) <= target) {
+                let since = *t.ready.entry(start).or_insert(now);
+                if now.saturating_duration_since(since) < self.hold {
+                    break;
                 }
+                t.ready.remove(&start);
+                due.push((start, t.buckets.remove(&start).unwrap_or_default()));
+                next = Some(next.map_or(start + step, |n| n.max(start + step)));
             }
-            t.next = Some(next);
+            // The windows behind it become ready too, so they wait their hold concurrently, not in turn.
+            for start in t.buckets.keys().copied().take_while(|b| b.saturating_add(step) <= target) {
+                t.ready.entry(start).or_insert(now);
+            }
+            t.next = next;
             let ops = t.ops.clone();
             for (start, windows) in due {
-                self.write_window(&ops, start, &windows, bodies);
+                self.write_window(&ops, start, windows, bodies);
                 written.push((tenant, start + step));
             }
         }
         written
     }
 
-    fn write_window(&mut self, ops: &[u32], start: i64, windows: &HashMap<u32, Window>, bodies: &mut Bodies) {
+    fn write_window(&mut self, ops: &[u32], start: i64, mut windows: HashMap<u32, Window>, bodies: &mut Bodies) {
         let end = start + self.step_ms;
         let seconds = self.step_ms as f64 / 1000.0;
         for &op in ops {
             let Some(info) = self.infos.get_mut(op as usize) else { continue };
             let labels = [("service", &*info.service), ("span_name", &*info.name), ("span_kind", info.kind.label())];
-            match windows.get(&op) {
+            match windows.get_mut(&op) {
                 Some(w) if w.count > 0 => {
                     bodies.push(&info.tenant, REQUESTS, &labels, end, w.count as f64 / seconds);
                     bodies.push(&info.tenant, ERROR_RATIO, &labels, end, w.errors as f64 / w.count as f64);
                     self.counts.samples += 2;
-                    for (q, text) in &self.quantiles {
-                        if let Some(ns) = w.sketch.quantile(*q) {
+                    let values = w.quantiles(self.quantiles.iter().map(|(q, _)| *q).chain([0.5]));
+                    for ((_, text), ns) in self.quantiles.iter().zip(&values) {
+                        if let Some(ns) = ns {
                             let with_q = [labels[0], labels[1], labels[2], ("quantile", text.as_str())];
                             bodies.push(&info.tenant, LATENCY, &with_q, end, ns / 1e9);
                             self.counts.samples += 1;
                         }
                     }
-                    learn_baseline(info, &w.sketch, self.slow.factor, self.slow.min_windows);
+                    if let Some(Some(p50)) = values.last() {
+                        learn_baseline(info, *p50, self.slow.factor, self.slow.min_windows);
+                    }
                     info.last_bucket = Some(start);
                 }
                 _ => {
@@ -285,8 +330,7 @@ impl Red {
 
 /// The operation's usual median: the mean of its first windows, then a slow moving average that skips
 /// windows already far above it (a fault must not teach the baseline that slowness is normal).
-fn learn_baseline(info: &mut OpInfo, sketch: &Sketch, factor: f64, min_windows: u32) {
-    let Some(p50) = sketch.quantile(0.5) else { return };
+fn learn_baseline(info: &mut OpInfo, p50: f64, factor: f64, min_windows: u32) {
     if info.windows < min_windows {
         info.baseline_ns = (info.baseline_ns * f64::from(info.windows) + p50) / f64::from(info.windows + 1);
     } else if p50 <= factor * info.baseline_ns {

@@ -96,7 +96,8 @@ fn ingest_all(store: &TraceStore, tracer: &mut Tracer, sources: &Sources) -> (Ve
 fn a_failing_call_chain_is_indexed_graphed_and_signalled() {
     let sources = buffers();
     let store = store(&sources);
-    let mut tracer = Tracer::new(&RedConfig::default(), &GraphConfig::default(), &SlowConfig::default());
+    let mut tracer =
+        Tracer::new(&RedConfig::default(), &GraphConfig::default(), &SlowConfig::default(), Duration::ZERO);
     let mut staged = sources.spans.staged_rows();
     // The db's span arrives before its parents (another process exported first).
     let mut rows = chain("t1", 1, true);
@@ -186,7 +187,7 @@ fn red_series_and_graph_series_are_written_when_windows_complete() {
     let sources = buffers();
     let store = store(&sources);
     let red = RedConfig { step: Duration::from_secs(10), lateness: Duration::from_secs(0), ..RedConfig::default() };
-    let mut tracer = Tracer::new(&red, &GraphConfig::default(), &SlowConfig::default());
+    let mut tracer = Tracer::new(&red, &GraphConfig::default(), &SlowConfig::default(), Duration::ZERO);
     let mut staged = sources.spans.staged_rows();
     for r in chain("t1", 1, true).into_iter().chain(chain("t1", 2, false)) {
         staged.push(r);
@@ -225,7 +226,8 @@ fn the_index_forgets_what_the_buffers_evict() {
     let cfg = BufferConfig { shards: 1, batch_rows: 5, max_bytes: 20_000, seal_interval: Duration::from_secs(3600) };
     let sources = Sources { spans: SpansBuffer::new(cfg), ..buffers() };
     let store = store(&sources);
-    let mut tracer = Tracer::new(&RedConfig::default(), &GraphConfig::default(), &SlowConfig::default());
+    let mut tracer =
+        Tracer::new(&RedConfig::default(), &GraphConfig::default(), &SlowConfig::default(), Duration::ZERO);
     let mut now_trace = 0;
     // Chains of five spans (one batch each) until the first batch is evicted.
     for trace in 1..=200u8 {

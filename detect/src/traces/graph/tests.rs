@@ -109,6 +109,21 @@ fn edges_are_written_as_tempo_names_them_and_viewed_with_rates() {
     g.record(0, &call(2, 3, 2000, false, 15_000), now);
     g.record(0, &call(1, 2, 20, false, 15_000), now);
     let mut bodies = Bodies::default();
+    // Only written windows count in the series: nothing yet, then the first window, then both.
+    g.write_series(0, 10_000, &syms, &mut bodies);
+    let (out, _) = bodies.drain();
+    let raw = snap::raw::Decoder::new().decompress_vec(&out[0].body).unwrap();
+    let zero = WriteRequest::decode(raw.as_slice()).unwrap();
+    assert!(
+        zero.timeseries
+            .iter()
+            .filter(|t| t.labels.iter().any(|l| l.value == REQUEST_TOTAL))
+            .all(|t| t.samples[0].value == 0.0)
+    );
+    g.absorb_until(0, 10_000);
+    let view = g.view(0, &syms);
+    assert_eq!(view.edges[0].requests_total, 3, "the view counts open windows too");
+    g.absorb_until(0, 20_000);
     assert_eq!(g.write_series(0, 20_000, &syms, &mut bodies), 2 * (5 + 3));
     let (out, _) = bodies.drain();
     let raw = snap::raw::Decoder::new().decompress_vec(&out[0].body).unwrap();

@@ -71,7 +71,7 @@ fn named<'s>(samples: &'s [Sample], name: &str) -> Vec<(i64, f64, Option<&'s str
 #[test]
 fn a_window_is_written_once_a_span_past_its_lateness_arrives() {
     let n = names();
-    let mut red = Red::new(&config(10, 5), &SlowConfig::default());
+    let mut red = Red::new(&config(10, 5), &SlowConfig::default(), Duration::ZERO);
     let now = Instant::now();
     let mut bodies = Bodies::default();
     // Window [0, 10 s): four spans, one failed; window [10 s, 20 s): two.
@@ -102,32 +102,65 @@ fn a_window_is_written_once_a_span_past_its_lateness_arrives() {
 }
 
 #[test]
-fn a_quiet_tenant_is_flushed_by_the_wall_clock_and_gets_zero_rates_for_a_while() {
+fn a_quiet_tenant_is_flushed_by_the_wall_clock_and_a_silent_operation_gets_zero_rates_for_a_while() {
     let n = names();
-    let mut red = Red::new(&config(10, 5), &SlowConfig::default());
+    let mut red = Red::new(&config(10, 5), &SlowConfig::default(), Duration::ZERO);
     let now = Instant::now();
     let mut bodies = Bodies::default();
     red.add(&span(&n, WALL + 1000, 10, false), WALL, now);
     assert!(red.flush(WALL + 2000, now, &mut bodies).is_empty());
-    // 6 s of silence (> lateness), wall clock at 40 s: the window with the span, then zero rates.
+    // 6 s of silence (> lateness), wall clock at 40 s: the window with the span is complete. The windows
+    // after it, where the whole tenant is silent, are not written (the pipeline stopped, not the service).
     let later = now + Duration::from_secs(6);
     let written = red.flush(WALL + 40_000, later, &mut bodies);
-    assert_eq!(written.iter().map(|w| w.1 - WALL).collect::<Vec<_>>(), [10_000, 20_000, 30_000]);
+    assert_eq!(written.iter().map(|w| w.1 - WALL).collect::<Vec<_>>(), [10_000]);
     let s = decode(&mut bodies);
-    assert_eq!(
-        named(&s, REQUESTS),
-        [(WALL + 10_000, 0.1, None), (WALL + 20_000, 0.0, None), (WALL + 30_000, 0.0, None)]
-    );
-    assert_eq!(named(&s, ERROR_RATIO).len(), 1, "no error ratio without requests");
-    // Past idle_after (30 s), no more zeros; a long silence is jumped over without writing anything.
-    let written = red.flush(WALL + 3_600_000, later, &mut bodies);
-    assert_eq!(written.iter().map(|w| w.1 - WALL).collect::<Vec<_>>(), [40_000]);
-    assert_eq!(decode(&mut bodies).len(), 1);
+    assert_eq!(named(&s, REQUESTS), [(WALL + 10_000, 0.1, None)]);
+    // Spans of written windows are late; of windows never written (the wall clock passed them empty), not.
+    red.add(&span(&n, WALL + 5_000, 10, false), WALL, later);
+    red.add(&span(&n, WALL + 25_000, 10, false), WALL, later);
+    assert_eq!(red.counts.late, 1);
+    // Another operation goes on while "GET /" is silent: "GET /" gets zero rates, for idle_after (30 s).
+    let mut red = Red::new(&config(10, 5), &SlowConfig::default(), Duration::ZERO);
+    red.add(&span(&n, WALL + 1000, 10, false), WALL, now);
+    let mut other = span(&n, 0, 10, false);
+    other.name = "POST /";
+    for w in 0..6 {
+        other.end_ms = WALL + w * 10_000 + 500;
+        red.add(&other, WALL, now);
+    }
+    let written = red.flush(WALL + 100_000, later, &mut bodies);
+    assert_eq!(written.len(), 6);
+    let s = decode(&mut bodies);
+    let get: Vec<_> =
+        s.iter().filter(|x| x.1 == REQUESTS && x.2["span_name"] == "GET /").map(|x| (x.3 - WALL, x.4)).collect();
+    assert_eq!(get, [(10_000, 0.1), (20_000, 0.0), (30_000, 0.0), (40_000, 0.0)], "zeros for idle_after, then none");
+    assert_eq!(named(&s, ERROR_RATIO).len(), 7, "no error ratio without requests");
     // New spans an hour later start windows again from there.
     red.add(&span(&n, WALL + 3_600_500, 10, false), WALL + 3_600_000, later);
-    let written = red.flush(WALL + 3_700_000, later + Duration::from_secs(60), &mut bodies);
+    let written = red.flush(WALL + 3_700_000, later + Duration::from_secs(120), &mut bodies);
     assert_eq!(written.first().map(|w| w.1 - WALL), Some(3_610_000));
+}
+
+#[test]
+fn a_complete_window_is_held_for_spans_still_in_other_shards() {
+    let n = names();
+    let mut red = Red::new(&config(10, 0), &SlowConfig::default(), Duration::from_secs(1));
+    let now = Instant::now();
+    let mut bodies = Bodies::default();
+    red.add(&span(&n, WALL + 1000, 10, false), WALL, now);
+    red.add(&span(&n, WALL + 25_000, 10, false), WALL, now);
+    assert!(red.flush(WALL, now, &mut bodies).is_empty(), "complete by the watermark, not yet held");
+    // Another shard's batch brings a span of the first window: it is not late.
+    let later = now + Duration::from_millis(500);
+    red.add(&span(&n, WALL + 2000, 10, false), WALL, later);
+    assert!(red.flush(WALL, later, &mut bodies).is_empty());
+    let written = red.flush(WALL, now + Duration::from_secs(1), &mut bodies);
+    assert_eq!(written, [(0, WALL + 10_000)]);
+    assert_eq!(named(&decode(&mut bodies), REQUESTS), [(WALL + 10_000, 0.2, None)], "both spans counted");
     assert_eq!(red.counts.late, 0);
+    red.add(&span(&n, WALL + 3000, 10, false), WALL, later);
+    assert_eq!(red.counts.late, 1, "once written, the window is closed");
 }
 
 #[test]
@@ -135,7 +168,7 @@ fn only_requests_are_counted_and_operations_are_capped() {
     let n = names();
     let mut cfg = config(10, 5);
     cfg.max_operations = 2;
-    let mut red = Red::new(&cfg, &SlowConfig::default());
+    let mut red = Red::new(&cfg, &SlowConfig::default(), Duration::ZERO);
     let now = Instant::now();
     let mut client = span(&n, WALL, 1, false);
     client.kind = SpanKind::Client;
@@ -158,7 +191,7 @@ fn only_requests_are_counted_and_operations_are_capped() {
 fn slow_spans_are_measured_against_the_learnt_median_which_a_fault_does_not_move() {
     let n = names();
     let slow = SlowConfig { factor: 5.0, min_duration: Duration::from_millis(1), min_windows: 3 };
-    let mut red = Red::new(&config(10, 0), &slow);
+    let mut red = Red::new(&config(10, 0), &slow, Duration::ZERO);
     let now = Instant::now();
     let mut bodies = Bodies::default();
     let mut op = 0;
