@@ -13,11 +13,14 @@
 //!   correlated through a daily load cycle, 1 % outliers) and scoring rows one at a time, in batches of 8,
 //!   256 and 4096 (slice API), 4096 through linfa's `Predict`; and the fit itself (rows of the window/s).
 //! - `engine/*`: samples through the metrics buffer into the running [`Engine`] (one buffer shard, so one
-//!   detection thread), write-back on and drained. `end_to_end`: from the start of `remote_write::receive`
-//!   of the requests until the engine has scored every sample (receive on the bench thread, detection on
-//!   the engine's, overlapping). `score_only`: the rows are already in the open batch; from sealing it until
-//!   every sample is scored — the detection thread alone (read the Arrow batch, resolve, observe, events,
-//!   encode and compress the write-back).
+//!   detection thread), default `detect:` config (group isolation forests and peer comparison on), the
+//!   write-back drained. Label sets from `loadgen`'s Kubernetes-like series (so the forests group them by
+//!   `job`). `end_to_end`: from the start of `remote_write::receive` of the requests until the engine has
+//!   scored every sample (receive on the bench thread, detection on the engine's, overlapping).
+//!   `score_only*`: the rows are already in the open batch; from sealing it until every sample is scored —
+//!   the detection thread alone (read the Arrow batch, resolve, observe, group forest, events, encode and
+//!   compress the write-back); `_no_writeback` without the write-back, `_statistical_only` also without
+//!   the forests and peers.
 //!
 //! ```sh
 //! cargo bench -p vigil-benches --bench detect -- --measurement-time 5
@@ -345,7 +348,7 @@ struct EngineRig {
 }
 
 impl EngineRig {
-    fn new(batch_rows: usize, write_back: bool) -> Self {
+    fn new(batch_rows: usize, config: &DetectConfig) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let buffer = MetricsBuffer::new(BufferConfig {
             shards: 1,
@@ -368,7 +371,7 @@ impl EngineRig {
                 write_back: Some(tx),
                 replaying: false,
             };
-            Engine::start(&DetectConfig { write_back, ..DetectConfig::default() }, inputs).unwrap()
+            Engine::start(config, inputs).unwrap()
         };
         // Real label sets (Kubernetes-like, 6 to 9 labels); values from the gauge/counter/flat mix, all on a
         // one-minute scrape.
@@ -427,12 +430,12 @@ impl EngineRig {
         }
     }
 
-    /// Waits until the engine's counters have not moved for two seconds: it has read everything (the
-    /// counters move once per batch, and one batch takes well under a second).
+    /// Waits until the engine's counters have not moved for five seconds: it has read everything (the
+    /// counters move once per batch, and one batch of at most 65 536 rows takes well under that).
     fn drain(&self) {
-        let deadline = Instant::now() + Duration::from_secs(120);
+        let deadline = Instant::now() + Duration::from_secs(300);
         let (mut last, mut still_since) = (self.seen(), Instant::now());
-        while still_since.elapsed() < Duration::from_secs(2) && Instant::now() < deadline {
+        while still_since.elapsed() < Duration::from_secs(5) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
             let now = self.seen();
             if now != last {
@@ -475,13 +478,13 @@ fn reason(reason: &'static str) -> vigil_detect::telemetry::ReasonLabels {
 /// `engine/<name>`: `iters` times, [`ENGINE_ROUNDS`] rounds through a rig made on first use (a filter that
 /// skips the bench skips the set-up). `receive_timed`: the clock runs from before the rounds are received;
 /// else from sealing them.
-fn engine_bench(c: &mut Criterion, name: &str, batch_rows: usize, write_back: bool, receive_timed: bool) {
+fn engine_bench(c: &mut Criterion, name: &str, batch_rows: usize, config: &DetectConfig, receive_timed: bool) {
     let samples = (ENGINE_ROUNDS * SERIES) as u64;
     let mut group = c.benchmark_group("engine");
     group.throughput(Throughput::Elements(samples));
     let mut rig = None;
     group.bench_function(name, |b| {
-        let rig = rig.get_or_insert_with(|| EngineRig::new(batch_rows, write_back).warm());
+        let rig = rig.get_or_insert_with(|| EngineRig::new(batch_rows, config).warm());
         b.iter_custom(|iters| {
             let mut timed = Duration::ZERO;
             for _ in 0..iters {
@@ -504,12 +507,19 @@ fn engine_bench(c: &mut Criterion, name: &str, batch_rows: usize, write_back: bo
 
 fn engine(c: &mut Criterion) {
     let default_rows = BufferConfig::default().batch_rows;
+    let defaults = DetectConfig::default();
     // Batches of the default size seal while the requests are received, as in a server.
-    engine_bench(c, "end_to_end_1_shard", default_rows, true, true);
+    engine_bench(c, "end_to_end_1_shard", default_rows, &defaults, true);
     // One batch holds the iteration's rows, so nothing is read before the clock starts: the detection
-    // thread alone, with and without encoding the write-back.
-    engine_bench(c, "score_only_1_shard", 1 << 17, true, false);
-    engine_bench(c, "score_only_1_shard_no_writeback", 1 << 17, false, false);
+    // thread alone. With the defaults; without encoding the write-back; and with the statistical ensemble
+    // alone (no group isolation forests, no peer comparison, no write-back).
+    engine_bench(c, "score_only_1_shard", 1 << 16, &defaults, false);
+    let no_writeback = DetectConfig { write_back: false, ..DetectConfig::default() };
+    engine_bench(c, "score_only_1_shard_no_writeback", 1 << 16, &no_writeback, false);
+    let mut statistical = no_writeback;
+    statistical.iforest.enabled = false;
+    statistical.peers.enabled = false;
+    engine_bench(c, "score_only_1_shard_statistical_only", 1 << 16, &statistical, false);
 }
 
 criterion_group!(benches, ensemble, iforest, engine);
