@@ -17,7 +17,8 @@
 #   POLL_MS=5             pause between two polls of the anomaly API
 #   BACKGROUND_SERIES=0   if > 0, `loadgen` sends this many other series at one sample per second each
 #                         during the measurement (their samples are scored too)
-#   BACKGROUND_WARMUP=40  seconds of background load before measuring (past min_history of its series)
+#   BACKGROUND_WARMUP=90  seconds of background load before measuring: loadgen's series are counters, which
+#                         warm up twice (min_history samples on values, then as many on rates)
 #   READY_TIMEOUT=60      longest wait for Vigil to become ready
 #   KEEP_TMP=1            keep the temporary directory (Vigil's log, the data directory)
 #   CARGO_TARGET_DIR      where the release binaries are built
@@ -33,7 +34,7 @@ REPETITIONS=${REPETITIONS:-20}
 HISTORY=${HISTORY:-300}
 POLL_MS=${POLL_MS:-5}
 BACKGROUND_SERIES=${BACKGROUND_SERIES:-0}
-BACKGROUND_WARMUP=${BACKGROUND_WARMUP:-40}
+BACKGROUND_WARMUP=${BACKGROUND_WARMUP:-90}
 READY_TIMEOUT=${READY_TIMEOUT:-60}
 KEEP_TMP=${KEEP_TMP:-0}
 
@@ -92,6 +93,13 @@ fi
 cmd=("$latency_bin" --url "http://127.0.0.1:$http_port" --repetitions "$REPETITIONS" --history "$HISTORY"
   --poll-ms "$POLL_MS")
 log "running ${cmd[*]}"
+# scored PORT: vigil_detect_samples_scored_total (0 before anything was scored).
+scored() {
+  curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" |
+    awk '$1 == "vigil_detect_samples_scored_total" {v = $2} END {printf "%.0f\n", v + 0}'
+}
+scored_before=$(scored "$http_port")
+run_start=$SECONDS
 cpu_before=$(cpu_ticks "$vigil_pid")
 timeout --kill-after=10 "$run_limit" "${cmd[@]}" >"$tmp/report.txt" 2>"$tmp/repetitions.log" &
 run_pid=$!
@@ -100,11 +108,11 @@ status=0
 wait "$run_pid" || status=$?
 forget_pid "$run_pid"
 cpu_after=$(cpu_ticks "$vigil_pid")
+run_secs=$((SECONDS - run_start))
 cat "$tmp/repetitions.log" >&2
 ((status == 0)) || die "anomaly_latency failed (status $status)"
 kill -0 "$vigil_pid" 2>/dev/null || die "vigil exited during the run"
-scored=$(curl -fsS --max-time 5 "http://127.0.0.1:$http_port/metrics" |
-  awk '$1 == "vigil_detect_samples_scored_total" {printf "%.0f", $2}')
+scored_after=$(scored "$http_port")
 
 command_line="benches/anomaly_latency.sh"
 if ((${#given[@]})); then command_line="${given[*]} $command_line"; fi
@@ -117,7 +125,9 @@ echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores ($(awk -F': ' '/^model name
 echo
 cat "$tmp/report.txt"
 echo "Vigil CPU during the run: $(awk -v a="$cpu_before" -v b="$cpu_after" -v hz="$(getconf CLK_TCK)" \
-  'BEGIN { printf "%.2f", (b - a) / hz }') s; vigil_detect_samples_scored_total at the end: $scored"
+  'BEGIN { printf "%.2f", (b - a) / hz }') s over ${run_secs} s; samples scored meanwhile"\
+  "(vigil_detect_samples_scored_total): $((scored_after - scored_before)), of which the spikes' series'"\
+  "$((REPETITIONS * (HISTORY - 29)))"
 echo
 echo "Command: \`$command_line\`"
 echo "Processes (P, G = free loopback ports, TMP = a fresh temporary directory):"
