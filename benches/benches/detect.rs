@@ -6,8 +6,10 @@
 //!   past `min_history` first. The series are a realistic mix (see [`Fleet`]): seasonal gauges, counters
 //!   (scored on their rate) and flat series, scraped every minute or every five, with occasional spikes. The
 //!   round's values are generated before the clock starts. `ensemble/one_series` is the same detector on a
-//!   single seasonal gauge whose state stays in L1, as an upper bound without cache misses. The per-series
-//!   state (`state_bytes()`) is printed once.
+//!   single seasonal gauge whose state stays in L1, as an upper bound without cache misses.
+//!   `ensemble/10k_series_thread_cpu` is `10k_series_round` timed by the thread's CPU time (25 rounds per
+//!   iteration), so that other processes on the machine do not count. The per-series state
+//!   (`state_bytes()`) is printed once.
 //! - `iforest/*`: [`IsolationForest`] (100 trees, ψ = 256, seeded) fitted on 4096 rows of an 8-feature
 //!   service window (request rate, error ratio, latency p50/p99, CPU, memory, rate delta, latency spread;
 //!   correlated through a daily load cycle, 1 % outliers) and scoring rows one at a time, in batches of 8,
@@ -148,11 +150,7 @@ impl Fleet {
 
     /// Feeds the current round; returns how many samples got a verdict.
     fn observe_round(&mut self, settings: &Settings) -> usize {
-        let mut scored = 0;
-        for ((d, &ts), &v) in self.detectors.iter_mut().zip(&self.ts).zip(&self.values) {
-            scored += usize::from(black_box(d.observe(settings, ts, v)).is_some());
-        }
-        scored
+        observe_all(&mut self.detectors, settings, &self.ts, &self.values)
     }
 
     fn print_state(&self) {
@@ -202,6 +200,26 @@ fn warm_fleet(settings: &Settings) -> Fleet {
     fleet
 }
 
+/// One sample for each detector, in turn; how many got a verdict.
+fn observe_all(detectors: &mut [SeriesDetector], settings: &Settings, ts: &[i64], values: &[f64]) -> usize {
+    let mut scored = 0;
+    for ((d, &ts), &v) in detectors.iter_mut().zip(ts).zip(values) {
+        scored += usize::from(black_box(d.observe(settings, ts, v)).is_some());
+    }
+    scored
+}
+
+/// CPU time this thread has run (`/proc/thread-self/schedstat`, in ns). The kernel brings it up to date at
+/// context switches and scheduler ticks, so a span read with it is right to within a tick or two (a few ms,
+/// either way): time spans of 100 ms or more.
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+    Duration::from_nanos(stat.split_whitespace().next().unwrap().parse().unwrap())
+}
+
+/// Rounds per iteration of `ensemble/10k_series_thread_cpu`: 250 000 samples, about 100 ms.
+const CPU_ROUNDS: usize = 25;
+
 fn ensemble(c: &mut Criterion) {
     let settings = Settings::default();
     // Set up on first use, so that a filter that skips these benches skips the warm-up too.
@@ -217,6 +235,32 @@ fn ensemble(c: &mut Criterion) {
                 let start = Instant::now();
                 black_box(fleet.observe_round(&settings));
                 timed += start.elapsed();
+            }
+            timed
+        });
+    });
+
+    // The same, timed by this thread's CPU time instead of the wall clock: samples per second per core,
+    // whatever else the machine runs. The rounds are generated before the clock starts.
+    let (mut ts, mut values) = (Vec::new(), Vec::new());
+    group.throughput(Throughput::Elements((CPU_ROUNDS * SERIES) as u64));
+    group.bench_function("10k_series_thread_cpu", |b| {
+        let fleet = fleet.get_or_insert_with(|| warm_fleet(&settings));
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            for _ in 0..iters {
+                ts.clear();
+                values.clear();
+                for _ in 0..CPU_ROUNDS {
+                    fleet.next_round();
+                    ts.extend_from_slice(&fleet.ts);
+                    values.extend_from_slice(&fleet.values);
+                }
+                let start = thread_cpu();
+                for (ts, values) in ts.chunks_exact(SERIES).zip(values.chunks_exact(SERIES)) {
+                    black_box(observe_all(&mut fleet.detectors, &settings, ts, values));
+                }
+                timed += thread_cpu() - start;
             }
             timed
         });
