@@ -53,6 +53,11 @@ pub struct IncidentsConfig {
     pub resolve_after: Duration,
     /// Anomalies whose peak score is below this neither open nor join incidents.
     pub min_score: f64,
+    /// One anomaly scoring at least this (or of severity P2 or worse) is an incident by itself; a milder one
+    /// is shown only once borne out by anomalies on another service, or by failed or slow spans or error log
+    /// lines. Until then the tentative incident gathers signals unseen; unconfirmed, it is dropped when it
+    /// would resolve (counted in `vigil_correlate_incidents_unconfirmed_total`).
+    pub confirm_score: f64,
     /// Labels that name an anomalous series' service, the first present winning. Tempo's service-graph
     /// series are the `server` label's; a `job` of the form `namespace/name` (OpenTelemetry's) also
     /// matches the service `name`.
@@ -74,6 +79,7 @@ impl Default for IncidentsConfig {
             window: Duration::from_secs(300),
             resolve_after: Duration::from_secs(120),
             min_score: 1.0,
+            confirm_score: 1.5,
             service_labels: ["service", "service_name", "service.name", "job"].map(String::from).to_vec(),
             max_incidents: 10_000,
             max_age: Duration::from_secs(7 * 24 * 3600),
@@ -97,6 +103,12 @@ impl CorrelateConfig {
         }
         if !(i.min_score.is_finite() && i.min_score >= 0.0) {
             problems.push(format!("correlate.incidents.min_score must be a number >= 0, got {}", i.min_score));
+        }
+        if !(i.confirm_score.is_finite() && i.confirm_score >= i.min_score) {
+            problems.push(format!(
+                "correlate.incidents.confirm_score must be a number >= correlate.incidents.min_score, got {}",
+                i.confirm_score
+            ));
         }
         if i.service_labels.iter().any(|l| l.is_empty()) {
             problems.push("correlate.incidents.service_labels must not list an empty label".into());

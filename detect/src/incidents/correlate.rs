@@ -74,7 +74,10 @@ pub(crate) struct Open {
     pub(crate) id: String,
     pub(crate) tenant: u32,
     pub(crate) tenant_name: Arc<str>,
+    /// When it was confirmed (published); until then, when it was made.
     pub(crate) opened_at_ms: i64,
+    /// Published: see [`Incidents::confirm`]. A tentative incident gathers signals unseen.
+    pub(crate) confirmed: bool,
     pub(crate) started_ms: i64,
     pub(crate) last_ms: i64,
     pub(crate) last_change: Instant,
@@ -175,6 +178,8 @@ pub(crate) struct Counts {
     pub(crate) resolved: u64,
     pub(crate) over_cap: u64,
     pub(crate) anomalies: u64,
+    /// Tentative incidents that resolved without being confirmed.
+    pub(crate) unconfirmed: u64,
 }
 
 #[derive(Debug)]
@@ -304,25 +309,31 @@ impl Incidents {
                         }))
             })
             .collect();
-        let at = match matching.first() {
-            Some(&first) => {
-                for &other in matching.iter().skip(1).rev() {
-                    self.merge(first, other, now, wall_ms);
+        let at = match matching.iter().copied().min_by_key(|&i| (!self.open[i].confirmed, self.open[i].opened_at_ms, i))
+        {
+            Some(keep) => {
+                // Highest index first: removing one leaves the smaller indices still to merge as they are.
+                let mut keep_at = keep;
+                for &other in matching.iter().rev().filter(|&&i| i != keep) {
+                    self.merge(keep_at, other, now, wall_ms);
+                    if other < keep_at {
+                        keep_at -= 1;
+                    }
                 }
-                first
+                keep_at
             }
             None => {
                 if self.open.len() >= self.cfg.max_open {
                     self.counts.over_cap += 1;
                     return;
                 }
-                self.counts.opened += 1;
                 let id = new_id(wall_ms);
-                let mut inc = Open {
+                let inc = Open {
                     id,
                     tenant,
                     tenant_name: ctx.symbols.name_or_empty(tenant),
                     opened_at_ms: wall_ms,
+                    confirmed: false,
                     started_ms: from,
                     last_ms: to,
                     last_change: now,
@@ -339,8 +350,6 @@ impl Incidents {
                     dirty: true,
                     grew: true,
                 };
-                let detail = format!("opened by an anomaly of {}", a.metric());
-                inc.note(TimelineItem { at_ms: wall_ms, kind: "opened", service: None, detail });
                 self.open.push(inc);
                 self.open.len() - 1
             }
@@ -463,6 +472,10 @@ impl Incidents {
         self.counts.merged += 1;
         let (max_traces, max_evidence) = (self.max_traces(), self.cfg.max_evidence);
         let inc = &mut self.open[into];
+        if gone.confirmed && !inc.confirmed {
+            inc.confirmed = true;
+            inc.opened_at_ms = gone.opened_at_ms;
+        }
         inc.extend_time(gone.started_ms, gone.last_ms);
         for t in gone.traces {
             inc.add_trace(t, max_traces);
@@ -520,6 +533,7 @@ impl Incidents {
         self.merge_connected(ctx, now, wall_ms);
         for i in 0..self.open.len() {
             if self.open[i].dirty {
+                self.confirm(i, wall_ms);
                 self.rank(i, ctx, wall_ms);
             }
         }
@@ -530,12 +544,17 @@ impl Incidents {
             let inc = &self.open[i];
             if inc.quiet(now, stale) && now.saturating_duration_since(inc.last_change) >= resolve_after {
                 let mut inc = self.open.remove(i);
-                inc.note(TimelineItem { at_ms: wall_ms, kind: "resolved", service: None, detail: String::new() });
                 for a in &inc.anomalies {
                     self.by_event.remove(&a.row.key());
                 }
-                self.counts.resolved += 1;
-                resolved.push(inc);
+                if inc.confirmed {
+                    inc.note(TimelineItem { at_ms: wall_ms, kind: "resolved", service: None, detail: String::new() });
+                    self.counts.resolved += 1;
+                    resolved.push(inc);
+                } else {
+                    // One weak anomaly that nothing bore out: a false alarm, never shown.
+                    self.counts.unconfirmed += 1;
+                }
             } else {
                 i += 1;
             }
@@ -578,10 +597,39 @@ impl Incidents {
                 }
             }
             let Some((a, b)) = pair else { return };
-            // The older one (opened first) stays.
-            let (into, from) = if self.open[a].opened_at_ms <= self.open[b].opened_at_ms { (a, b) } else { (b, a) };
+            // A published one stays (its id is known), else the older.
+            let key = |i: usize| (!self.open[i].confirmed, self.open[i].opened_at_ms);
+            let (into, from) = if key(a) <= key(b) { (a, b) } else { (b, a) };
             self.merge(into, from, now, wall_ms);
         }
+    }
+
+    /// Publishes a tentative incident once something bears it out: an anomaly of severity P2 or worse (or
+    /// scoring at least `incidents.confirm_score`), anomalies on two services, or failed or slow spans or
+    /// error log lines. One mild anomaly alone (a P3 wiggle of one series) stays unseen.
+    fn confirm(&mut self, i: usize, wall_ms: i64) {
+        let confirm_score = self.cfg.confirm_score;
+        let inc = &mut self.open[i];
+        if inc.confirmed {
+            return;
+        }
+        let strong = inc.anomalies.iter().find(|a| {
+            a.row.score >= confirm_score || Severity::parse(&a.row.severity).is_some_and(|s| s <= Severity::P2)
+        });
+        let anomalous_services = inc.services.values().filter(|f| f.anomalies > 0).count();
+        let why = if let Some(a) = strong {
+            format!("an anomaly of {} (score {:.2}, {})", a.metric(), a.row.score, a.row.severity)
+        } else if anomalous_services >= 2 {
+            format!("anomalies on {anomalous_services} services")
+        } else if !inc.spans.is_empty() || !inc.logs.is_empty() {
+            "an anomaly borne out by failed or slow spans or error log lines".to_owned()
+        } else {
+            return;
+        };
+        inc.confirmed = true;
+        inc.opened_at_ms = wall_ms;
+        inc.note(TimelineItem { at_ms: wall_ms, kind: "opened", service: None, detail: format!("opened: {why}") });
+        self.counts.opened += 1;
     }
 
     /// Ranks incident `i`'s root cause, and sets its severity.
@@ -628,7 +676,8 @@ impl Incidents {
                 .filter(|a| a.service == Some(r.service))
                 .min_by_key(|a| a.row.start_ms)
                 .map_or_else(|| "failed or slow spans".to_owned(), |a| a.metric().to_owned());
-            let reason = rootcause::reason(&r, &format!("{what} at {}", rfc3339(first)));
+            let overruled = r.overruled.map(|s| ctx.symbols.name_or_empty(s).to_string()).unwrap_or_default();
+            let reason = rootcause::reason(&r, &format!("{what} at {}", rfc3339(first)), &overruled);
             Root { ranked: r, reason }
         });
         let changed = root.as_ref().map(|r| r.ranked.service) != inc.root.as_ref().map(|r| r.ranked.service);

@@ -17,7 +17,10 @@
 //! in the dependency graph). Signals within one `red.step` count as simultaneous. The confidence starts
 //! from the documents' 0.85 for a full cascade and moves with the traces' agreement (the share of failed
 //! or slow traces that start in the root); without a full cascade the best-covering service is named with
-//! a confidence scaled by how much it covers. The reason says which rule decided.
+//! a confidence scaled by how much it covers. A second stage checks the rule against the traces: when at
+//! least three failed or slow traces are known, the rule's root starts at most a fifth of them and another
+//! candidate at least half, the traces win (an earlier anomaly no failing request bears out is a false
+//! alarm or a symptom). The reason says which rule decided.
 //!
 //! **Lifecycle**: open at the first anomaly (within one worker tick, 250 ms, of the engine's event);
 //! resolved once none of its anomalies is open and nothing joined for `resolve_after`. Open and resolved

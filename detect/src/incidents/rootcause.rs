@@ -28,6 +28,9 @@ pub(crate) enum Rule {
     Alone,
     /// No candidate reaches all the others; this one reaches the most.
     BestCover,
+    /// The failed or slow traces start here, not where the causal rule pointed (an anomaly there, earlier,
+    /// that the traces do not bear out: a false alarm, or a symptom).
+    Traces,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -44,7 +47,16 @@ pub(crate) struct Ranked {
     pub(crate) ambiguous: bool,
     /// A candidate it does not explain showed signals before it did (beyond the tolerance).
     pub(crate) earlier_unexplained: bool,
+    /// With [`Rule::Traces`]: the service the causal rule named.
+    pub(crate) overruled: Option<u32>,
 }
+
+/// Failed or slow traces needed before the traces may overrule the causal rule.
+const MIN_TRACES: usize = 3;
+/// ... when the causal rule's root starts at most this share of them, and another candidate at least
+/// [`TRACES_MAJORITY`].
+const TRACES_FEW: f64 = 0.2;
+const TRACES_MAJORITY: f64 = 0.5;
 
 /// The design documents' confidence for a cascade.
 const CASCADE: f64 = 0.85;
@@ -79,6 +91,7 @@ pub(crate) fn rank(
             origins: (first.origin_traces, origin_total),
             ambiguous: false,
             earlier_unexplained: false,
+            overruled: None,
         });
     }
     let others = sorted.len() - 1;
@@ -116,7 +129,7 @@ pub(crate) fn rank(
     let mut confidence = match rule {
         // 0.85, from 0.71 when no failed trace starts there to 0.99 when all do.
         Rule::Cascade => CASCADE + a.map_or(0.0, |a| 0.28 * (a - 0.5)),
-        Rule::BestCover | Rule::Alone => {
+        Rule::BestCover | Rule::Alone | Rule::Traces => {
             let cover = covers[pick] as f64 / others as f64;
             (CASCADE * cover * a.map_or(0.75, |a| 0.5 + 0.5 * a)).min(0.6)
         }
@@ -127,7 +140,7 @@ pub(crate) fn rank(
     if earlier_unexplained {
         confidence *= 0.9;
     }
-    Some(Ranked {
+    let ranked = Ranked {
         service: root.service,
         confidence: confidence.clamp(0.05, 0.99),
         rule,
@@ -136,12 +149,50 @@ pub(crate) fn rank(
         origins: (root.origin_traces, origin_total),
         ambiguous,
         earlier_unexplained,
-    })
+        overruled: None,
+    };
+    Some(overrule_by_traces(ranked, &sorted, &covers, origin_total))
 }
 
-/// The reason, in words, with services by name.
-pub(crate) fn reason(r: &Ranked, first_signal: &str) -> String {
+/// The second stage: where the failed or slow traces start. When enough of them are known, the causal
+/// rule's root starts few of them and another candidate most, the traces win: an anomaly that no failing
+/// request bears out is a false alarm or a symptom, whatever its time.
+fn overrule_by_traces(ranked: Ranked, sorted: &[&Candidate], covers: &[usize], origin_total: usize) -> Ranked {
+    if origin_total < MIN_TRACES || ranked.origins.0 as f64 > TRACES_FEW * origin_total as f64 {
+        return ranked;
+    }
+    let Some((i, best)) = sorted.iter().enumerate().max_by_key(|(j, c)| (c.origin_traces, std::cmp::Reverse(*j)))
+    else {
+        return ranked;
+    };
+    let share = best.origin_traces as f64 / origin_total as f64;
+    if share < TRACES_MAJORITY {
+        return ranked;
+    }
+    let others = sorted.len() - 1;
+    let cover = if others == 0 { 1.0 } else { covers[i] as f64 / others as f64 };
+    Ranked {
+        service: best.service,
+        // From 0.5 (half the traces, covering nothing) to 0.9 (all of them, covering everything).
+        confidence: (0.5 + 0.2 * (share - 0.5) * 2.0 + 0.2 * cover).clamp(0.05, 0.9),
+        rule: Rule::Traces,
+        covered: covers[i],
+        others,
+        origins: (best.origin_traces, origin_total),
+        ambiguous: false,
+        earlier_unexplained: false,
+        overruled: Some(ranked.service),
+    }
+}
+
+/// The reason, in words, with services by name (`overruled`: the name of the service the causal rule named).
+pub(crate) fn reason(r: &Ranked, first_signal: &str, overruled: &str) -> String {
     let mut text = match r.rule {
+        Rule::Traces => format!(
+            "the failed or slow traces start here ({} of {}), not in {overruled}, where an earlier anomaly \
+             pointed (its failure would reach {} of the {} other services)",
+            r.origins.0, r.origins.1, r.covered, r.others
+        ),
         Rule::Cascade => format!(
             "earliest signal ({first_signal}) whose failure reaches every other affected service ({} of {}): \
              they all depend on it in the service graph",
@@ -155,7 +206,7 @@ pub(crate) fn reason(r: &Ranked, first_signal: &str) -> String {
         ),
     };
     let (at, of) = r.origins;
-    if of > 0 {
+    if of > 0 && r.rule != Rule::Traces {
         text.push_str(&format!("; {at} of {of} failed or slow traces start here"));
     }
     if r.ambiguous {
@@ -199,7 +250,7 @@ mod tests {
         // The earliest covering one wins over a later one that covers too (api covers frontend only).
         let r = rank(&[c(1, 3000, 1, 0), c(2, 1000, 1, 0)], 0, 100, callers).unwrap();
         assert_eq!((r.service, r.rule), (2, Rule::Cascade));
-        assert!(reason(&r, "latency at 00:00:01").contains("1 of 1"), "{}", reason(&r, "x"));
+        assert!(reason(&r, "latency at 00:00:01", "").contains("1 of 1"), "{}", reason(&r, "x", ""));
     }
 
     #[test]
@@ -210,7 +261,7 @@ mod tests {
         assert_eq!((r.service, r.rule, r.covered, r.others), (3, Rule::BestCover, 2, 3));
         assert!(r.earlier_unexplained, "{r:?}");
         assert!((r.confidence - 0.85 * 2.0 / 3.0 * 0.75 * 0.9).abs() < 1e-9, "{}", r.confidence);
-        assert!(reason(&r, "x").contains("showed signals earlier"));
+        assert!(reason(&r, "x", "").contains("showed signals earlier"));
         // Siblings: db and cache both under api, api anomalous too: nobody covers all.
         let r = rank(&[c(2, 1000, 1, 0), c(3, 1000, 1, 0), c(4, 1000, 1, 0)], 0, 100, callers).unwrap();
         assert_eq!(r.rule, Rule::BestCover);
@@ -224,11 +275,26 @@ mod tests {
         assert!((r.confidence - 0.6).abs() < 1e-9);
         let r = rank(&[c(3, 1000, 1, 4)], 4, 100, callers).unwrap();
         assert!((r.confidence - 0.9).abs() < 1e-9);
-        // A cascade root where no failed trace starts: still named, with less confidence than 0.85.
-        let r = rank(&[c(2, 1000, 1, 0), c(3, 1000, 1, 0), c(1, 1000, 1, 8)], 8, 100, callers).unwrap();
-        assert_eq!(r.service, 3);
-        assert!((r.confidence - 0.71).abs() < 1e-9, "{}", r.confidence);
-        assert!(reason(&r, "x").contains("0 of 8 failed or slow traces"), "{}", reason(&r, "x"));
+        // A cascade root where fewer failed traces start than elsewhere: still named, less surely than 0.85.
+        let r = rank(&[c(2, 1000, 1, 0), c(3, 1000, 1, 3), c(1, 1000, 1, 5)], 8, 100, callers).unwrap();
+        assert_eq!((r.service, r.rule), (3, Rule::Cascade));
+        assert!((r.confidence - (0.85 + 0.28 * (3.0 / 8.0 - 0.5))).abs() < 1e-9, "{}", r.confidence);
+        assert!(reason(&r, "x", "").contains("3 of 8 failed or slow traces"), "{}", reason(&r, "x", ""));
+    }
+
+    #[test]
+    fn the_traces_overrule_an_earlier_anomaly_they_do_not_bear_out() {
+        // A false alarm on db just before the fault; the traces fail in the frontend, 9 of 10.
+        let r = rank(&[c(3, 500, 1, 0), c(1, 1000, 2, 9)], 10, 100, callers).unwrap();
+        assert_eq!((r.service, r.rule, r.overruled), (1, Rule::Traces, Some(3)));
+        assert!((r.confidence - 0.66).abs() < 1e-9, "{}", r.confidence);
+        assert!(reason(&r, "x", "db").contains("9 of 10), not in db"), "{}", reason(&r, "x", "db"));
+        // Too few traces, or no clear majority elsewhere: the causal rule stands.
+        assert_eq!(rank(&[c(3, 500, 1, 0), c(1, 1000, 2, 2)], 2, 100, callers).unwrap().service, 3);
+        assert_eq!(rank(&[c(3, 500, 1, 0), c(1, 1000, 2, 4)], 10, 100, callers).unwrap().service, 3);
+        // The causal rule's root starts a fair share itself: it stands.
+        let r = rank(&[c(3, 500, 1, 3), c(1, 1000, 2, 7)], 10, 100, callers).unwrap();
+        assert_eq!((r.service, r.rule), (3, Rule::Cascade));
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub struct CorrelateMetrics {
     pub incidents_over_cap: Counter,
     /// Anomaly events that opened or joined an incident.
     pub anomalies_correlated: Counter,
+    /// Tentative incidents (one mild anomaly) that nothing bore out before they resolved: never shown.
+    pub incidents_unconfirmed: Counter,
 }
 
 impl CorrelateMetrics {

@@ -178,6 +178,7 @@ struct Reported {
     resolved: u64,
     incidents_over_cap: u64,
     anomalies: u64,
+    unconfirmed: u64,
 }
 
 fn add(counter: &Counter, now: u64, before: &mut u64) {
@@ -296,7 +297,8 @@ impl Worker {
                 resolved.iter().map(|inc| publish::incident(inc, Status::Resolved, Some(wall), ctx.symbols)).collect();
             let changed = !closed.is_empty() || self.incidents.open.iter().any(|i| i.dirty);
             let open = changed.then(|| {
-                self.incidents.open.iter().map(|inc| publish::incident(inc, Status::Open, None, ctx.symbols)).collect()
+                let shown = self.incidents.open.iter().filter(|inc| inc.confirmed);
+                shown.map(|inc| publish::incident(inc, Status::Open, None, ctx.symbols)).collect()
             });
             for inc in &mut self.incidents.open {
                 inc.dirty = false;
@@ -357,7 +359,9 @@ impl Worker {
         add(&m.incidents_resolved, c.resolved, &mut r.resolved);
         add(&m.incidents_over_cap, c.over_cap, &mut r.incidents_over_cap);
         add(&m.anomalies_correlated, c.anomalies, &mut r.anomalies);
-        m.incidents_open.set(i64::try_from(self.incidents.open.len()).unwrap_or(i64::MAX));
+        add(&m.incidents_unconfirmed, c.unconfirmed, &mut r.unconfirmed);
+        let shown = self.incidents.open.iter().filter(|i| i.confirmed).count();
+        m.incidents_open.set(i64::try_from(shown).unwrap_or(i64::MAX));
         m.red_operations.set(i64::try_from(self.tracer.red.operations()).unwrap_or(i64::MAX));
         m.graph_pending.set(i64::try_from(self.tracer.pending.len()).unwrap_or(i64::MAX));
         let store = &self.shared.store;

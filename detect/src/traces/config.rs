@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 pub struct IndexConfig {
     /// Traces indexed at most, all tenants together; past it the oldest are forgotten first.
     pub max_traces: usize,
-    /// References (span, log line or exemplar) held at most, all traces together: about 40 bytes each.
+    /// References held at most, all traces together: about 48 bytes a span or exemplar, 16 a log line (and
+    /// about 130 bytes per trace besides).
     pub max_refs: usize,
     /// References one trace keeps at most; more are counted, not kept.
     pub max_refs_per_trace: usize,
@@ -19,7 +20,7 @@ pub struct IndexConfig {
 
 impl Default for IndexConfig {
     fn default() -> Self {
-        Self { max_traces: 200_000, max_refs: 2_000_000, max_refs_per_trace: 1000 }
+        Self { max_traces: 200_000, max_refs: 1_000_000, max_refs_per_trace: 1000 }
     }
 }
 

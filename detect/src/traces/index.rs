@@ -4,7 +4,7 @@
 //! References are positions (`shard`, batch `seq`, `row`), not copies: the buffers hold the data, and the
 //! index forgets a reference once its batch is evicted ([`TraceIndex::prune`]), so it is kept for the
 //! buffers' retention and no longer. Memory is bounded twice: `max_traces` traces and `max_refs` references
-//! (about 40 bytes each), the oldest trace (by first sight) going first, plus `max_refs_per_trace` per trace.
+//! (about 48 bytes a span or exemplar, 16 a log line), the oldest trace (by first sight) going first, plus `max_refs_per_trace` per trace.
 //! Each span reference also carries what correlation needs without reading the buffer again: its span and
 //! parent ids, its service and whether it failed or was a latency outlier.
 
@@ -311,6 +311,13 @@ mod tests {
         small.add_span(0, [3; 16], span(2, 1, 0, 0, 0));
         assert!(small.get(0, &[1; 16]).is_none(), "the re-added trace is now the oldest");
         assert!(small.get(0, &[3; 16]).is_some());
+    }
+
+    #[test]
+    fn references_are_as_small_as_documented() {
+        assert_eq!(std::mem::size_of::<RowRef>(), 16, "a log line");
+        assert!(std::mem::size_of::<SpanRef>() <= 48);
+        assert!(std::mem::size_of::<SeriesRef>() <= 48);
     }
 
     #[test]

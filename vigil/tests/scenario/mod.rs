@@ -8,7 +8,7 @@
 //! windows of the scenario. Everything is deterministic for a seed. Used by `e2e_incidents.rs` (one
 //! scenario, every check) and `e2e_incidents_scenarios.rs` (many, for root-cause accuracy).
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -411,10 +411,44 @@ fn span(
     }
 }
 
+/// One window's spans, logs and metrics to the Vigil at `base` (`http://host:port`), as the SDKs and
+/// Prometheus would send them.
+pub async fn send_window(base: &str, tenant: &str, w: &Window) {
+    let otlp = [("Content-Type", "application/x-protobuf"), ("X-Scope-OrgID", tenant)];
+    let r = crate::support::request("POST", &format!("{base}/v1/traces"), &otlp, protobuf(&w.spans)).await.unwrap();
+    assert_eq!(r.status, 200, "traces: {}", r.text());
+    if let Some(logs) = &w.logs {
+        let r = crate::support::request("POST", &format!("{base}/v1/logs"), &otlp, protobuf(logs)).await.unwrap();
+        assert_eq!(r.status, 200, "logs: {}", r.text());
+    }
+    let mut headers = crate::support::load::HEADERS.to_vec();
+    headers.push(("X-Scope-OrgID", tenant));
+    let r =
+        crate::support::request("POST", &format!("{base}/api/v1/write"), &headers, snappy(&w.metrics)).await.unwrap();
+    assert_eq!(r.status, 204, "remote write: {}", r.text());
+}
+
 pub fn protobuf<M: Message>(m: &M) -> Bytes {
     Bytes::from(m.encode_to_vec())
 }
 
 pub fn snappy<M: Message>(m: &M) -> Bytes {
     Bytes::from(snap::raw::Encoder::new().compress_vec(&m.encode_to_vec()).unwrap_or_default())
+}
+
+/// Milliseconds since the epoch of an RFC 3339 UTC time as the API writes it (`…T22:13:20.123Z`), computed
+/// here so the tests do not share the API's formatter.
+pub fn rfc3339_ms(text: &str) -> i64 {
+    let (date, time) = text.trim_end_matches('Z').split_once('T').unwrap();
+    let d: Vec<i64> = date.split('-').map(|x| x.parse().unwrap()).collect();
+    let (y, m, day) = (d[0] - i64::from(d[1] <= 2), d[1], d[2]);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let t: Vec<i64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
+    let ms: i64 = format!("{frac:0<3}")[..3].parse().unwrap();
+    ((days * 24 + t[0]) * 60 + t[1]) * 60_000 + t[2] * 1000 + ms
 }

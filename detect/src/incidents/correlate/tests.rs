@@ -67,6 +67,10 @@ impl World {
     }
 }
 
+fn weak(tenant: &str, series: u64, labels: &str, start_ms: i64) -> AnomalyRow {
+    AnomalyRow { score: 1.2, severity: "P3".into(), ..row(tenant, series, labels, start_ms, 1.2, true) }
+}
+
 fn row(tenant: &str, series: u64, labels: &str, start_ms: i64, score: f64, open: bool) -> AnomalyRow {
     AnomalyRow {
         tenant: Arc::from(tenant),
@@ -240,4 +244,43 @@ fn evidence_stays_bounded_and_diverse() {
     push_diverse(&mut items, 3, 5, |x| Some(*x));
     assert_eq!(items.len(), 5);
     assert!(items.contains(&2) && items.contains(&3), "{items:?}");
+}
+
+#[test]
+fn one_mild_anomaly_is_tentative_until_something_bears_it_out() {
+    let mut w = World::new();
+    let mut cfg = config();
+    cfg.resolve_after = Duration::from_secs(30);
+    let mut inc = Incidents::new(&cfg, Duration::from_secs(10));
+    let now = Instant::now();
+    // A P3 wiggle of db's latency: held, not shown, and dropped when it would resolve.
+    inc.anomaly(weak("t", 1, &red("db", "traces_spanmetrics_latency_seconds"), T), &mut w.ctx(), now, T);
+    inc.tick(&mut w.ctx(), now, T);
+    assert_eq!(inc.open.len(), 1);
+    assert!(!inc.open[0].confirmed);
+    let mut closed = weak("t", 1, &red("db", "traces_spanmetrics_latency_seconds"), T);
+    closed.open = false;
+    inc.anomaly(closed, &mut w.ctx(), now, T);
+    assert!(inc.tick(&mut w.ctx(), now + Duration::from_secs(31), T).is_empty(), "never shown, so never resolved");
+    assert!(inc.open.is_empty());
+    assert_eq!((inc.counts.opened, inc.counts.unconfirmed), (0, 1));
+    // The same wiggle, then failed spans through db: confirmed at that moment, the wiggle included.
+    inc.anomaly(weak("t", 2, &red("db", "traces_spanmetrics_latency_seconds"), T + 100), &mut w.ctx(), now, T + 100);
+    inc.tick(&mut w.ctx(), now, T + 100);
+    assert!(!inc.open[0].confirmed);
+    for s in w.failed_trace(9, T + 200) {
+        inc.span(s, &w.ctx(), now);
+    }
+    inc.tick(&mut w.ctx(), now, T + 5000);
+    let i = &inc.open[0];
+    assert!(i.confirmed);
+    assert_eq!(i.opened_at_ms, T + 5000, "opened when confirmed");
+    assert!(i.timeline.iter().any(|t| t.kind == "opened" && t.detail.contains("borne out")), "{:?}", i.timeline);
+    assert_eq!(inc.counts.opened, 1);
+    // Mild anomalies on two services confirm each other.
+    let mut inc = Incidents::new(&cfg, Duration::from_secs(10));
+    inc.anomaly(weak("t", 3, &red("api", "m"), T), &mut w.ctx(), now, T);
+    inc.anomaly(weak("t", 4, &red("db", "m"), T), &mut w.ctx(), now, T);
+    inc.tick(&mut w.ctx(), now, T);
+    assert!(inc.open.len() == 1 && inc.open[0].confirmed);
 }
