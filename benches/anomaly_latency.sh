@@ -55,14 +55,17 @@ done
 log "building vigil, anomaly_latency and loadgen (release)"
 (cd "$repo_root" && CARGO_TARGET_DIR="$target_dir" cargo build --quiet --release --locked -p vigil \
   -p vigil-benches --bin vigil --bin anomaly_latency --bin loadgen) || die "build failed"
-vigil_bin=$target_dir/release/vigil
-latency_bin=$target_dir/release/anomaly_latency
-loadgen_bin=$target_dir/release/loadgen
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vigil-latency.XXXXXX")
 # Process bookkeeping (stop everything on exit) and free loopback ports: shared with the other bench scripts.
 # shellcheck source=benches/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# Run copies: another build into a shared target directory must not swap a binary during the run.
+mkdir -p "$tmp/bin"
+cp "$target_dir/release/vigil" "$target_dir/release/anomaly_latency" "$target_dir/release/loadgen" "$tmp/bin/"
+vigil_bin=$tmp/bin/vigil
+latency_bin=$tmp/bin/anomaly_latency
+loadgen_bin=$tmp/bin/loadgen
 
 http_port=$(free_port)
 grpc_port=$(free_port)
@@ -131,9 +134,9 @@ echo "Vigil CPU during the run: $(awk -v a="$cpu_before" -v b="$cpu_after" -v hz
 echo
 echo "Command: \`$command_line\`"
 echo "Processes (P, G = free loopback ports, TMP = a fresh temporary directory):"
-echo "    $vigil_bin serve --http-listen 127.0.0.1:P --grpc-listen 127.0.0.1:G --data-dir TMP/data"
-echo "    $latency_bin --url http://127.0.0.1:P --repetitions $REPETITIONS --history $HISTORY --poll-ms $POLL_MS"
+echo "    $target_dir/release/vigil serve --http-listen 127.0.0.1:P --grpc-listen 127.0.0.1:G --data-dir TMP/data"
+echo "    $target_dir/release/anomaly_latency --url http://127.0.0.1:P --repetitions $REPETITIONS --history $HISTORY --poll-ms $POLL_MS"
 if ((BACKGROUND_SERIES > 0)); then
-  echo "    $loadgen_bin --url http://127.0.0.1:P/api/v1/write --series $BACKGROUND_SERIES --interval 1 --duration $run_limit"
+  echo "    $target_dir/release/loadgen --url http://127.0.0.1:P/api/v1/write --series $BACKGROUND_SERIES --interval 1 --duration $run_limit"
 fi
 log "done"
