@@ -17,7 +17,7 @@ use parking_lot::{Condvar, Mutex};
 use super::Shared;
 use crate::config::DetectConfig;
 use crate::features::FeatureState;
-use crate::iforest::online::{Group, Groups, Model, Resolved};
+use crate::iforest::online::{Batch, Group, Groups, Model, Queued, Resolved};
 use crate::peers::{Peers, Summary, Window, outliers};
 use crate::settings::{Direction, Settings};
 use crate::telemetry::DetectMetrics;
@@ -28,6 +28,25 @@ use crate::verdict::Verdict;
 enum Job {
     Refit(Arc<Group>),
     Peers,
+}
+
+/// A sample's online judgement between [`Online::observe`] and [`Online::finish`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deferred {
+    forest: Forest,
+    /// The series' `peers` contribution when the sample was observed.
+    peer_score: f32,
+}
+
+/// The forest's part of a [`Deferred`].
+#[derive(Debug, Clone, Copy)]
+enum Forest {
+    /// No judgement: features still filling, no group (or beyond `max_groups`), no model yet.
+    None,
+    /// 0: the sample is on the side a one-sided rule does not watch.
+    Zero,
+    /// The row's contribution, once the batch is scored.
+    Queued(Queued),
 }
 
 /// The group forests, the sibling sets, and the background thread's queue.
@@ -90,23 +109,29 @@ impl Online {
         }
     }
 
-    /// Adds the forest's and the peers' judgement to a sample's verdict.
-    pub(crate) fn apply(
+    /// The first half of adding the forest's and the peers' judgement to a sample's verdict, in the order
+    /// of the batch: the sample's features, its group's context and training rows, refits and comparisons
+    /// asked for, and its row queued on `batch` for its group's forest. Once the batch's rows are scored
+    /// ([`Batch::score`]), [`finish`](Self::finish) adds the judgement to the verdict.
+    ///
+    /// Two halves because a row scored alone walks its whole forest for one row, which costs several times
+    /// what the rest of the sample's scoring costs; a batch's rows together walk each tree once per block.
+    pub(crate) fn observe(
         &self,
         series: &mut OnlineSeries,
         settings: &Settings,
         sample: (i64, f64),
-        verdict: &mut Verdict,
-        metrics: &DetectMetrics,
-    ) {
+        verdict: &Verdict,
+        batch: &mut Batch,
+    ) -> Deferred {
         let (timestamp_ms, raw) = sample;
-        let stats_score = verdict.score;
+        let mut forest = Forest::None;
         if let Some(own) = series.features.observe(settings, timestamp_ms, raw, verdict) {
             if series.peer_key.is_some() {
                 series.window.push(own.x);
             }
             if let (Some(groups), Some(group)) = (&self.groups, &series.group) {
-                let observed = groups.observe(group, timestamp_ms, &own, stats_score <= 1.0);
+                let observed = groups.observe(group, timestamp_ms, &own, verdict.score <= 1.0);
                 if observed.refit_due {
                     self.queue(Job::Refit(Arc::clone(group)));
                 }
@@ -116,27 +141,66 @@ impl Online {
                     series.epoch = epoch;
                 }
                 if let Some(model) = &series.model {
-                    let mut c = model.contribution(&observed.row);
                     // A one-sided rule watches one side: the forest's judgement counts when the sample is on
-                    // it (the forest itself is two-sided).
-                    if settings.direction != Direction::Both && settings.direction.clip(own.resid) <= 0.0 {
-                        c = 0.0;
-                    }
-                    if c > 1.0 {
-                        metrics.iforest_anomalous.inc();
-                    }
-                    verdict.contributions.iforest = c as f32;
-                    verdict.score = verdict.score.max(c * settings.sensitivity);
+                    // it (the forest itself is two-sided), so a row on the other side need not be scored.
+                    forest = if settings.direction != Direction::Both && settings.direction.clip(own.resid) <= 0.0 {
+                        Forest::Zero
+                    } else {
+                        Forest::Queued(batch.push(model, &observed.row))
+                    };
                 }
             }
-        }
-        if series.peer_score > 0.0 {
-            verdict.contributions.peers = series.peer_score;
-            verdict.score = verdict.score.max(f64::from(series.peer_score) * settings.sensitivity);
         }
         if self.peers.as_ref().is_some_and(|p| p.due(timestamp_ms)) {
             self.queue(Job::Peers);
         }
+        // The shard's lock is held from `observe` to `finish`, so the comparison (which takes it to hand out
+        // scores) cannot change this in between.
+        Deferred { forest, peer_score: series.peer_score }
+    }
+
+    /// Adds the forest's (from the scored `batch`) and the peers' judgement to a sample's verdict.
+    pub(crate) fn finish(
+        &self,
+        deferred: Deferred,
+        settings: &Settings,
+        verdict: &mut Verdict,
+        batch: &Batch,
+        metrics: &DetectMetrics,
+    ) {
+        let c = match deferred.forest {
+            Forest::None => None,
+            Forest::Zero => Some(0.0),
+            Forest::Queued(q) => Some(batch.contribution(q)),
+        };
+        if let Some(c) = c {
+            if c > 1.0 {
+                metrics.iforest_anomalous.inc();
+            }
+            verdict.contributions.iforest = c as f32;
+            verdict.score = verdict.score.max(c * settings.sensitivity);
+        }
+        if deferred.peer_score > 0.0 {
+            verdict.contributions.peers = deferred.peer_score;
+            verdict.score = verdict.score.max(f64::from(deferred.peer_score) * settings.sensitivity);
+        }
+    }
+
+    /// [`observe`](Self::observe), the row scored alone, and [`finish`](Self::finish): one sample the way
+    /// the engine once scored every sample (the reference the batched path is tested against).
+    #[cfg(test)]
+    pub(crate) fn apply(
+        &self,
+        series: &mut OnlineSeries,
+        settings: &Settings,
+        sample: (i64, f64),
+        verdict: &mut Verdict,
+        metrics: &DetectMetrics,
+    ) {
+        let mut batch = Batch::default();
+        let deferred = self.observe(series, settings, sample, verdict, &mut batch);
+        batch.score();
+        self.finish(deferred, settings, verdict, &batch, metrics);
     }
 
     fn queue(&self, job: Job) {
@@ -253,6 +317,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_batch_row_between_the_passes_is_small() {
+        // Held per scored sample of a batch by the shard (`shard::Pending`), next to its verdict.
+        assert!(size_of::<Deferred>() <= 16, "{} bytes", size_of::<Deferred>());
+    }
+
+    #[test]
     fn a_series_share_is_small() {
         // Inline in the engine's per-series entry (whose whole size the engine tests hold to 2 KiB); the
         // group and model it points to are shared by the whole group.
@@ -286,5 +356,91 @@ mod tests {
         });
         let series = off.admit(0, &labels, &metrics);
         assert!(series.group.is_none() && series.peer_key.is_none());
+    }
+
+    /// Runs the refits the samples so far asked for, as the background thread would; how many.
+    fn refit_now(online: &Online) -> usize {
+        let groups = online.groups.as_ref().unwrap();
+        let mut refits = 0;
+        while let Some(job) = online.jobs.lock().pop_front() {
+            if let Job::Refit(group) = job {
+                groups.refit(&group).unwrap();
+                refits += 1;
+            }
+        }
+        refits
+    }
+
+    #[test]
+    fn a_batch_scored_in_passes_gives_the_verdicts_of_scoring_sample_after_sample() {
+        let config = DetectConfig {
+            iforest: crate::config::IforestConfig {
+                min_rows: 64,
+                refit_interval: std::time::Duration::from_secs(3600),
+                ..Default::default()
+            },
+            ..DetectConfig::default()
+        };
+        let metrics = DetectMetrics::default();
+        // `alone` scores each sample through to the end; `batched` in batches of 37 samples, the engine's way.
+        let (alone, batched) = (Online::new(&config), Online::new(&config));
+        const SERIES: usize = 12;
+        let pods: Vec<String> = (0..SERIES).map(|k| format!("p{k}")).collect();
+        let mut settings = Vec::new();
+        let (mut detectors, mut a, mut b) = (Vec::new(), Vec::new(), Vec::new());
+        for (k, pod) in pods.iter().enumerate() {
+            let labels = [("job", if k % 2 == 0 { "a" } else { "b" }), ("pod", pod.as_str())];
+            // A third of the series watch one side only: their rows on the other side are not scored.
+            let direction = if k % 3 == 0 { Direction::Up } else { Direction::Both };
+            settings.push(Settings { direction, ..Settings::default() });
+            detectors.push(crate::series::SeriesDetector::new(&settings[k]));
+            a.push(alone.admit(0, &labels, &metrics));
+            b.push(batched.admit(0, &labels, &metrics));
+        }
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut queue: Vec<(usize, Verdict, Deferred)> = Vec::new();
+        let mut forest = Batch::default();
+        let (mut compared, mut from_forest, mut anomalous, mut refits) = (0, 0, 0, 0);
+        let finish = |queue: &mut Vec<(usize, Verdict, Deferred)>, forest: &mut Batch, expected: &[Verdict]| {
+            forest.score();
+            for ((k, mut v, d), want) in queue.drain(..).zip(expected) {
+                batched.finish(d, &settings[k], &mut v, forest, &metrics);
+                assert_eq!(format!("{v:?}"), format!("{want:?}"), "series {k}");
+            }
+            forest.clear();
+        };
+        let mut expected = Vec::new();
+        for i in 0..1500 {
+            let ts = 1_700_000_000_000 + i * 60_000;
+            for k in 0..SERIES {
+                let level = 10.0 * (k + 1) as f64;
+                let mut x = level * (1.0 + 0.02 * (rng.f64() - 0.5));
+                if rng.u32(0..300) == 0 {
+                    x += level * if rng.bool() { 0.5 } else { -0.5 };
+                }
+                if k == 5 && i > 1200 {
+                    x += if i % 2 == 0 { 0.015 * level } else { -0.015 * level };
+                }
+                let Some(verdict) = detectors[k].observe(&settings[k], ts, x) else { continue };
+                let mut want = verdict;
+                alone.apply(&mut a[k], &settings[k], (ts, x), &mut want, &metrics);
+                refit_now(&alone);
+                let d = batched.observe(&mut b[k], &settings[k], (ts, x), &verdict, &mut forest);
+                // Refits land mid-batch: the rows after them are scored by the new model.
+                refits += refit_now(&batched);
+                from_forest += usize::from(matches!(d.forest, Forest::Queued(_)));
+                anomalous += usize::from(want.contributions.iforest > 1.0);
+                queue.push((k, verdict, d));
+                expected.push(want);
+                compared += 1;
+                if queue.len() == 37 {
+                    finish(&mut queue, &mut forest, &expected);
+                    expected.clear();
+                }
+            }
+        }
+        finish(&mut queue, &mut forest, &expected);
+        assert!(batched.groups.as_ref().unwrap().len() == 2 && refits >= 40, "{refits} refits");
+        assert!(compared > 17_000 && from_forest > 10_000 && anomalous > 0, "{compared} {from_forest} {anomalous}");
     }
 }

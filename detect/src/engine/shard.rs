@@ -4,6 +4,14 @@
 //! The buffer shards rows by series id, so every sample of a series is read by the same worker, in the
 //! order it was appended; the series' state needs no lock of its own. The shard's state sits behind one
 //! mutex, taken once per batch by the worker and briefly by queries (open events, forecasts).
+//!
+//! A batch is read in three passes (over chunks of [`CHUNK`] scored samples when it is larger): (a) every
+//! sample's verdict from its series' detector, its feature row queued for its group's forest; (b) the
+//! queued rows scored model by model (`iforest::online::Batch`: a forest walked once per block of rows
+//! rather than once per row, which took several times the rest of a sample's scoring); (c) the forest's and
+//! the peers' contributions added to each verdict, then events and write-back, in the batch's order. The
+//! scores are those of scoring each sample through to the end before the next; the passes' buffers
+//! ([`Scratch`]) are kept from batch to batch.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -17,13 +25,15 @@ use tokio::sync::mpsc::error::TrySendError;
 use vigil_ingest::buffer::{Next, SealedBatch, Subscription};
 use vigil_ingest::series::{IdHasher, decode_label_key};
 
-use super::online::OnlineSeries;
+use super::online::{Deferred, OnlineSeries};
 use super::writeback::{Body, Encoder, compress};
 use super::{Shared, WriteBack};
 use crate::events::{Event, EventTracker};
 use crate::forecast::History;
+use crate::iforest::online::Batch;
 use crate::rules::RuleIndex;
 use crate::series::SeriesDetector;
+use crate::verdict::Verdict;
 
 type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 type IdSet = HashSet<u64, BuildHasherDefault<IdHasher>>;
@@ -69,6 +79,33 @@ impl ShardState {
     }
 }
 
+/// A scored sample between the passes.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    id: u64,
+    ts: i64,
+    value: f64,
+    slot: u32,
+    rule: RuleIndex,
+    verdict: Verdict,
+    online: Deferred,
+}
+
+/// Samples taken through pass (a) before passes (b) and (c) run over them: a batch can be as large as one
+/// remote-write request, so it is read in chunks of at most this many scored samples, which bounds the
+/// passes' buffers (about 250 bytes a sample: 2 MiB per shard). Enough rows per group for the forest's batch
+/// scorer (at six groups, over a thousand each); the engine bench measured 40 000-sample batches the same
+/// in one chunk or in five. A chunk boundary changes no score.
+const CHUNK: usize = 8192;
+
+/// The buffers of a batch's passes, kept by the worker from batch to batch: once grown to a chunk, reading
+/// a batch allocates nothing here.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    pending: Vec<Pending>,
+    forest: Batch,
+}
+
 /// Counts for one batch, added to the shared counters once.
 #[derive(Debug, Default)]
 struct Tally {
@@ -88,11 +125,12 @@ pub(crate) fn run(
 ) {
     let mut encoder = Encoder::default();
     let mut closed = Vec::new();
+    let mut scratch = Scratch::default();
     loop {
         match runtime.block_on(subscription.next()) {
             Next::Batch(batch) => {
                 let live = write_back.filter(|_| shared.live.load(Ordering::Relaxed));
-                score_batch(shared, index, &batch, live.map(|_| &mut encoder), &mut closed);
+                score_batch(shared, index, &batch, live.map(|_| &mut encoder), &mut closed, &mut scratch);
                 if !closed.is_empty() {
                     shared.events.extend(closed.drain(..));
                 }
@@ -117,6 +155,7 @@ fn score_batch(
     batch: &SealedBatch,
     mut encoder: Option<&mut Encoder>,
     closed: &mut Vec<Event>,
+    scratch: &mut Scratch,
 ) {
     let samples = &batch.samples;
     let (Some(ids), Some(times), Some(values), Some(slots)) = (
@@ -132,6 +171,7 @@ fn score_batch(
     let mut state = state.lock();
     let ShardState { series, skipped, events } = &mut *state;
     let mut tally = Tally::default();
+    // (a) Verdicts and feature rows.
     for i in 0..samples.num_rows() {
         let id = ids.value(i);
         if skipped.contains(&id) {
@@ -160,19 +200,15 @@ fn score_batch(
         tracked.last_ms = ts;
         let settings = shared.rules.settings(tracked.rule);
         tracked.history.observe(settings, ts, value);
-        let Some(mut verdict) = tracked.detector.observe(settings, ts, value) else { continue };
-        shared.online.apply(&mut tracked.online, settings, (ts, value), &mut verdict, &shared.metrics);
-        tally.scored += 1;
-        let slot = tracked.slot;
-        let step = events.observe(id, ts, value, &verdict, || describe(&shared.registry, slot));
-        tally.opened += u64::from(step.opened);
-        closed.extend(step.closed);
-        if let Some(encoder) = encoder.as_deref_mut()
-            && let Some((key, tenant)) = shared.registry.series_by_slot(slot)
-        {
-            encoder.push(tenant, key, ts, &verdict);
+        let Some(verdict) = tracked.detector.observe(settings, ts, value) else { continue };
+        let online = shared.online.observe(&mut tracked.online, settings, (ts, value), &verdict, &mut scratch.forest);
+        let rule = tracked.rule;
+        scratch.pending.push(Pending { id, ts, value, slot: tracked.slot, rule, verdict, online });
+        if scratch.pending.len() >= CHUNK {
+            finish_chunk(shared, events, scratch, encoder.as_deref_mut(), closed, &mut tally);
         }
     }
+    finish_chunk(shared, events, scratch, encoder, closed, &mut tally);
     drop(state);
     let m = &shared.metrics;
     m.samples_scored.inc_by(tally.scored);
@@ -183,6 +219,36 @@ fn score_batch(
     if tally.not_finite > 0 {
         m.skipped("not_finite").inc_by(tally.not_finite);
     }
+}
+
+/// Passes (b) and (c) over the samples pending: the forests, each over all of its rows, then each sample's
+/// contributions, event and write-back in order.
+fn finish_chunk(
+    shared: &Shared,
+    events: &mut EventTracker,
+    scratch: &mut Scratch,
+    mut encoder: Option<&mut Encoder>,
+    closed: &mut Vec<Event>,
+    tally: &mut Tally,
+) {
+    let Scratch { pending, forest } = scratch;
+    forest.score();
+    for p in pending.iter_mut() {
+        let settings = shared.rules.settings(p.rule);
+        shared.online.finish(p.online, settings, &mut p.verdict, forest, &shared.metrics);
+        tally.scored += 1;
+        let slot = p.slot;
+        let step = events.observe(p.id, p.ts, p.value, &p.verdict, || describe(&shared.registry, slot));
+        tally.opened += u64::from(step.opened);
+        closed.extend(step.closed);
+        if let Some(encoder) = encoder.as_deref_mut()
+            && let Some((key, tenant)) = shared.registry.series_by_slot(slot)
+        {
+            encoder.push(tenant, key, p.ts, &p.verdict);
+        }
+    }
+    pending.clear();
+    forest.clear();
 }
 
 /// Hands one tenant's body to the write-back channel, never waiting: when the channel is full the scores

@@ -277,3 +277,54 @@ fn config_problems_name_their_keys() {
     }
     assert!(IforestConfig::default().problems().is_empty());
 }
+
+/// A model fitted on `n` random rows (residual-like features near 0, seeded).
+fn random_model(seed: u64, n: usize) -> Model {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let rows: Vec<f64> = (0..n * FEATURES).map(|_| 0.5 * gauss(&mut rng)).collect();
+    let forest = IsolationForestParams::default().seed(seed).fit_rows(&rows, FEATURES).unwrap();
+    Model::new(forest, &rows)
+}
+
+#[test]
+fn batched_contributions_equal_row_by_row_ones_to_the_bit() {
+    let models: Vec<Arc<Model>> = (0..3).map(|m| Arc::new(random_model(20 + m, 1024))).collect();
+    let mut rng = fastrand::Rng::with_seed(21);
+    let mut batch = Batch::default();
+    // Several batches through the same buffers, of sizes around the scorer's block and lane boundaries.
+    for n in [1, 7, 8, 9, 300, 2000, 5] {
+        let mut queued = Vec::new();
+        for i in 0..n {
+            // Mostly within the training range, some far beyond it (the range correction), a few infinite
+            // or NaN (scored one by one).
+            let mut row = [0.0; FEATURES];
+            for x in &mut row {
+                *x = match rng.u32(0..100) {
+                    0..=79 => 0.5 * gauss(&mut rng),
+                    80..=97 => 20.0 * gauss(&mut rng),
+                    98 => f64::INFINITY,
+                    _ => f64::NAN,
+                };
+            }
+            // Runs of one model and switches, as groups come in a batch.
+            let model = &models[(i / 5 + rng.usize(0..2)) % models.len()];
+            queued.push((batch.push(model, &row), Arc::clone(model), row));
+        }
+        batch.score();
+        for (q, model, row) in &queued {
+            let alone = model.contribution(row);
+            let batched = batch.contribution(*q);
+            assert_eq!(batched.to_bits(), alone.to_bits(), "{row:?}: batched {batched} vs alone {alone}");
+        }
+        batch.clear();
+    }
+    // And the whole-slice form over many rows within range (no NaN: the forest's batch path).
+    let m = &models[0];
+    let rows: Vec<[f64; FEATURES]> = (0..777).map(|_| std::array::from_fn(|_| 2.0 * gauss(&mut rng))).collect();
+    let mut out = vec![0.0; rows.len()];
+    m.contributions_into(&rows, &mut out);
+    assert!(out.iter().any(|&c| c > 0.0));
+    for (row, c) in rows.iter().zip(&out) {
+        assert_eq!(c.to_bits(), m.contribution(row).to_bits());
+    }
+}
