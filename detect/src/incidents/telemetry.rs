@@ -1,20 +1,12 @@
 //! Vigil's own metrics about correlation, exposed on `/metrics` as `vigil_correlate_*`.
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use vigil_ingest::telemetry::SignalLabels;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct SignalLabels {
-    pub signal: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabels {
-    pub reason: &'static str,
-}
+use crate::telemetry::ReasonLabels;
 
 /// Cheap to clone: every field is a shared handle.
 #[derive(Debug, Clone, Default)]
@@ -99,6 +91,11 @@ impl CorrelateMetrics {
             "Anomaly events that opened or joined an incident",
             m.anomalies_correlated.clone(),
         );
+        r.register(
+            "incidents_unconfirmed",
+            "Tentative incidents (one mild anomaly) that nothing bore out before they resolved",
+            m.incidents_unconfirmed.clone(),
+        );
         m
     }
 
@@ -113,5 +110,22 @@ impl CorrelateMetrics {
     /// Counts derived samples given up.
     pub fn derived_dropped(&self, reason: &'static str, samples: u64) {
         Self::reason(&self.derived_dropped, reason).inc_by(samples);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_documented_unconfirmed_counter_is_exposed() {
+        let mut registry = Registry::default();
+        let m = CorrelateMetrics::new(&mut registry);
+        m.incidents_unconfirmed.inc();
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(text.contains("vigil_correlate_incidents_unconfirmed_total 1"), "{text}");
     }
 }
