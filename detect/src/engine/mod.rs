@@ -10,7 +10,7 @@
 mod handle;
 mod online;
 mod shard;
-mod writeback;
+pub(crate) mod writeback;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

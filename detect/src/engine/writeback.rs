@@ -94,7 +94,7 @@ impl Encoder {
 }
 
 /// A `TimeSeries` message's fields: the labels, then one sample.
-fn encode_series(out: &mut Vec<u8>, labels: &[(&str, &str)], timestamp_ms: i64, value: f64) {
+pub(crate) fn encode_series(out: &mut Vec<u8>, labels: &[(&str, &str)], timestamp_ms: i64, value: f64) {
     for (name, value) in labels {
         let inner = 2 + encoded_len_varint(name.len() as u64) + name.len() + encoded_len_varint(value.len() as u64);
         out.push(FIELD_1_LEN);

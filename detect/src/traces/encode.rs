@@ -1,21 +1,17 @@
 //! Derived series (RED, service graph) as remote-write 1.0 bodies, one per tenant, for the metrics path:
-//! the same way the engine's scores go back in (`engine/writeback.rs`), encoded by hand from borrowed
+//! the same way the engine's scores go back in, with its encoder (`engine/writeback.rs`), from borrowed
 //! strings.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use prost::encoding::{encode_varint, encoded_len_varint};
+use prost::encoding::encode_varint;
 
 use crate::engine::WriteBack;
+use crate::engine::writeback::{FLUSH_BYTES, compress, encode_series};
 
-/// A body is handed on at this size, well under `limits.max_decompressed_bytes`' default.
-const FLUSH_BYTES: usize = 4 << 20;
-
-const FIELD_1_LEN: u8 = 0x0a;
-const FIELD_2_LEN: u8 = 0x12;
-const SAMPLE_VALUE: u8 = 0x09;
-const SAMPLE_TIMESTAMP: u8 = 0x10;
+/// Field 1 (length-delimited) of `WriteRequest`: one `TimeSeries`.
+const TIMESERIES: u8 = 0x0a;
 
 #[derive(Debug, Default)]
 struct Body {
@@ -29,37 +25,19 @@ pub(crate) struct Bodies {
     open: HashMap<Arc<str>, Body>,
     full: Vec<(Arc<str>, Body)>,
     series: Vec<u8>,
-    labels: Vec<(&'static str, String)>,
 }
 
 impl Bodies {
     /// One sample of the series `name{labels}`. Labels with empty values are left out (Prometheus' rule).
     pub(crate) fn push(&mut self, tenant: &Arc<str>, name: &str, labels: &[(&'static str, &str)], ts_ms: i64, v: f64) {
-        self.labels.clear();
-        self.labels.push(("__name__", name.to_owned()));
-        self.labels.extend(labels.iter().filter(|(_, v)| !v.is_empty()).map(|(n, v)| (*n, (*v).to_owned())));
-        self.labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut sorted: Vec<(&str, &str)> = Vec::with_capacity(labels.len() + 1);
+        sorted.push(("__name__", name));
+        sorted.extend(labels.iter().filter(|(_, v)| !v.is_empty()).copied());
+        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
         self.series.clear();
-        for (n, v) in &self.labels {
-            let inner = 2 + encoded_len_varint(n.len() as u64) + n.len() + encoded_len_varint(v.len() as u64) + v.len();
-            self.series.push(FIELD_1_LEN);
-            encode_varint(inner as u64, &mut self.series);
-            self.series.push(FIELD_1_LEN);
-            encode_varint(n.len() as u64, &mut self.series);
-            self.series.extend_from_slice(n.as_bytes());
-            self.series.push(FIELD_2_LEN);
-            encode_varint(v.len() as u64, &mut self.series);
-            self.series.extend_from_slice(v.as_bytes());
-        }
-        let ts = ts_ms as u64;
-        self.series.push(FIELD_2_LEN);
-        encode_varint((1 + 8 + 1 + encoded_len_varint(ts)) as u64, &mut self.series);
-        self.series.push(SAMPLE_VALUE);
-        self.series.extend_from_slice(&v.to_le_bytes());
-        self.series.push(SAMPLE_TIMESTAMP);
-        encode_varint(ts, &mut self.series);
+        encode_series(&mut self.series, &sorted, ts_ms, v);
         let body = self.open.entry(Arc::clone(tenant)).or_default();
-        body.raw.push(FIELD_1_LEN);
+        body.raw.push(TIMESERIES);
         encode_varint(self.series.len() as u64, &mut body.raw);
         body.raw.extend_from_slice(&self.series);
         body.samples += 1;
@@ -77,8 +55,8 @@ impl Bodies {
         let mut out = Vec::with_capacity(bodies.len());
         let mut failed = 0;
         for (tenant, body) in bodies {
-            match snap::raw::Encoder::new().compress_vec(&body.raw) {
-                Ok(c) => out.push(WriteBack { tenant, body: c.into(), samples: body.samples }),
+            match compress(&body.raw) {
+                Ok(compressed) => out.push(WriteBack { tenant, body: compressed, samples: body.samples }),
                 Err(e) => {
                     tracing::error!(error = %e, "Compressing derived series failed. This is a bug.");
                     failed += body.samples;
