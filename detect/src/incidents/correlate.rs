@@ -297,16 +297,15 @@ impl Incidents {
         a.service = self.service_of(&a, tenant, ctx);
         let (from, to) = (a.row.start_ms, a.row.end_ms);
         let w = self.window_ms;
+        // Its service and every service connected to it.
+        let linked = a.service.map(|s| ctx.graph.connected_to(tenant, [s])).unwrap_or_default();
         let matching: Vec<usize> = (0..self.open.len())
             .filter(|&i| {
                 let inc = &self.open[i];
                 inc.tenant == tenant
                     && inc.near(from, to, w)
                     && (a.traces.iter().any(|t| inc.trace_set.contains(t))
-                        || a.service.is_some_and(|s| {
-                            inc.services.contains_key(&s)
-                                || inc.services.keys().any(|&o| ctx.graph.connected(tenant, s, o))
-                        }))
+                        || inc.services.keys().any(|o| linked.contains(o)))
             })
             .collect();
         let at = match matching.iter().copied().min_by_key(|&i| (!self.open[i].confirmed, self.open[i].opened_at_ms, i))
@@ -582,15 +581,19 @@ impl Incidents {
         loop {
             let mut pair = None;
             'search: for a in 0..self.open.len() {
+                // The services `a`'s are connected to, read from the graph once and only when needed.
+                let mut reach: Option<HashSet<u32>> = None;
                 for b in a + 1..self.open.len() {
                     let (x, y) = (&self.open[a], &self.open[b]);
                     if x.tenant != y.tenant || !x.near(y.started_ms, y.last_ms, self.window_ms) {
                         continue;
                     }
-                    let shared = y.traces.iter().any(|t| x.trace_set.contains(t));
-                    let linked =
-                        || x.services.keys().any(|&s| y.services.keys().any(|&o| ctx.graph.connected(x.tenant, s, o)));
-                    if shared || linked() {
+                    let joined = y.traces.iter().any(|t| x.trace_set.contains(t)) || {
+                        let reach =
+                            reach.get_or_insert_with(|| ctx.graph.connected_to(x.tenant, x.services.keys().copied()));
+                        y.services.keys().any(|o| reach.contains(o))
+                    };
+                    if joined {
                         pair = Some((a, b));
                         break 'search;
                     }

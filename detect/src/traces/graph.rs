@@ -343,35 +343,43 @@ impl ServiceGraph {
 
     /// Services that `service`'s failure can reach: those that call it, directly or through others.
     pub(crate) fn callers_of(&self, tenant: u32, service: u32) -> HashSet<u32> {
-        self.closure(tenant, service, |&(_, client, server)| (server, client))
+        reach(&self.adjacency(tenant, |&(_, client, server)| (server, client)), service)
     }
 
     /// Services `service` calls, directly or through others.
+    #[cfg(test)]
     pub(crate) fn callees_of(&self, tenant: u32, service: u32) -> HashSet<u32> {
-        self.closure(tenant, service, |&(_, client, server)| (client, server))
+        reach(&self.adjacency(tenant, |&(_, client, server)| (client, server)), service)
     }
 
-    fn closure(&self, tenant: u32, from: u32, dir: impl Fn(&(u32, u32, u32)) -> (u32, u32)) -> HashSet<u32> {
+    /// The tenant's edges as a map from each service to its neighbours in direction `dir`.
+    fn adjacency(&self, tenant: u32, dir: impl Fn(&(u32, u32, u32)) -> (u32, u32)) -> HashMap<u32, Vec<u32>> {
         let mut next: HashMap<u32, Vec<u32>> = HashMap::new();
         for key in self.edges.keys().filter(|k| k.0 == tenant) {
             let (a, b) = dir(key);
             next.entry(a).or_default().push(b);
         }
-        let mut seen = HashSet::new();
-        let mut queue = vec![from];
-        while let Some(s) = queue.pop() {
-            for &n in next.get(&s).map(Vec::as_slice).unwrap_or(&[]) {
-                if n != from && seen.insert(n) {
-                    queue.push(n);
-                }
-            }
+        next
+    }
+
+    /// What any of `services` is connected to ([`ServiceGraph::connected`]): each of them, the services that
+    /// call it and those it calls, directly or through others. The tenant's edges are read once for all.
+    pub(crate) fn connected_to(&self, tenant: u32, services: impl IntoIterator<Item = u32>) -> HashSet<u32> {
+        let up = self.adjacency(tenant, |&(_, client, server)| (server, client));
+        let down = self.adjacency(tenant, |&(_, client, server)| (client, server));
+        let mut out = HashSet::new();
+        for s in services {
+            out.insert(s);
+            out.extend(reach(&up, s));
+            out.extend(reach(&down, s));
         }
-        seen
+        out
     }
 
     /// One calls the other, directly or through others (a failure could travel between them).
+    #[cfg(test)]
     pub(crate) fn connected(&self, tenant: u32, a: u32, b: u32) -> bool {
-        a == b || self.callers_of(tenant, a).contains(&b) || self.callees_of(tenant, a).contains(&b)
+        self.connected_to(tenant, [a]).contains(&b)
     }
 
     /// The tenant's edges as Tempo's metrics-generator series, at `ts_ms`.
@@ -463,6 +471,20 @@ impl ServiceGraph {
         v.sort();
         v
     }
+}
+
+/// Every service reachable from `from` along `next`, never `from` itself (even through a cycle).
+fn reach(next: &HashMap<u32, Vec<u32>>, from: u32) -> HashSet<u32> {
+    let mut seen = HashSet::new();
+    let mut queue = vec![from];
+    while let Some(s) = queue.pop() {
+        for &n in next.get(&s).map(Vec::as_slice).unwrap_or(&[]) {
+            if n != from && seen.insert(n) {
+                queue.push(n);
+            }
+        }
+    }
+    seen
 }
 
 #[cfg(test)]
