@@ -164,10 +164,28 @@ fn push_diverse<T>(items: &mut Vec<T>, item: T, max: usize, service: impl Fn(&T)
     }
 }
 
+/// A failed or slow span or an error log line: joins an incident, or waits for one.
 #[derive(Debug, Clone)]
-enum Waiting {
+enum Signal {
     Span(SpanSignal),
     Log(LogSignal),
+}
+
+impl Signal {
+    fn tenant(&self) -> u32 {
+        match self {
+            Signal::Span(s) => s.tenant,
+            Signal::Log(l) => l.tenant,
+        }
+    }
+
+    /// Its time, trace and service: what decides which incident it joins.
+    fn place(&self) -> (i64, Option<&TraceId>, Option<u32>) {
+        match self {
+            Signal::Span(s) => (s.end_ms, Some(&s.trace), Some(s.service)),
+            Signal::Log(l) => (l.timestamp_ms, l.trace.as_ref(), l.service),
+        }
+    }
 }
 
 /// Counts for Vigil's own metrics.
@@ -189,7 +207,7 @@ pub(crate) struct Incidents {
     /// Signals this close count as simultaneous in the causal rule (one RED window).
     tolerance_ms: i64,
     pub(crate) open: Vec<Open>,
-    waiting: HashMap<u32, VecDeque<(Instant, Waiting)>>,
+    waiting: HashMap<u32, VecDeque<(Instant, Signal)>>,
     by_event: HashMap<EventKey, String>,
     /// Ids merged away since the last publish: (gone, into).
     pub(crate) merged_ids: Vec<(String, String)>,
@@ -374,47 +392,49 @@ impl Incidents {
         inc.touched(now);
     }
 
-    fn span_fits(&self, inc: &Open, s: &SpanSignal, index: &TraceIndex) -> bool {
-        inc.tenant == s.tenant
-            && inc.near(s.end_ms, s.end_ms, self.window_ms)
-            && (inc.trace_set.contains(&s.trace)
-                || inc.services.contains_key(&s.service)
-                || index
-                    .get(s.tenant, &s.trace)
-                    .is_some_and(|e| e.spans.iter().any(|r| inc.services.contains_key(&r.service))))
-    }
-
-    fn log_fits(&self, inc: &Open, l: &LogSignal, index: &TraceIndex) -> bool {
-        inc.tenant == l.tenant
-            && inc.near(l.timestamp_ms, l.timestamp_ms, self.window_ms)
-            && (l.trace.is_some_and(|t| inc.trace_set.contains(&t))
-                || l.service.is_some_and(|s| inc.services.contains_key(&s))
-                || l.trace
-                    .and_then(|t| index.get(l.tenant, &t))
+    /// `signal` belongs to `inc`: same tenant, within the window, and its trace is one of the incident's, or
+    /// it or a span of its trace sits on one of the incident's services.
+    fn fits(&self, inc: &Open, signal: &Signal, index: &TraceIndex) -> bool {
+        let tenant = signal.tenant();
+        let (at_ms, trace, service) = signal.place();
+        inc.tenant == tenant
+            && inc.near(at_ms, at_ms, self.window_ms)
+            && (trace.is_some_and(|t| inc.trace_set.contains(t))
+                || service.is_some_and(|s| inc.services.contains_key(&s))
+                || trace
+                    .and_then(|t| index.get(tenant, t))
                     .is_some_and(|e| e.spans.iter().any(|r| inc.services.contains_key(&r.service))))
     }
 
     /// A failed or slow span: joins the first incident it fits, or waits.
     pub(crate) fn span(&mut self, s: SpanSignal, ctx: &Ctx<'_>, now: Instant) {
-        match (0..self.open.len()).find(|&i| self.span_fits(&self.open[i], &s, ctx.index)) {
-            Some(i) => self.join_span(i, s, ctx, now),
-            None => self.wait(s.tenant, Waiting::Span(s), now),
-        }
+        self.signal(Signal::Span(s), ctx, now);
     }
 
     /// An error log line: joins the first incident it fits, or waits.
     pub(crate) fn log(&mut self, l: LogSignal, ctx: &Ctx<'_>, now: Instant) {
-        match (0..self.open.len()).find(|&i| self.log_fits(&self.open[i], &l, ctx.index)) {
-            Some(i) => self.join_log(i, l, ctx, now),
-            None => self.wait(l.tenant, Waiting::Log(l), now),
+        self.signal(Signal::Log(l), ctx, now);
+    }
+
+    fn signal(&mut self, signal: Signal, ctx: &Ctx<'_>, now: Instant) {
+        match (0..self.open.len()).find(|&i| self.fits(&self.open[i], &signal, ctx.index)) {
+            Some(i) => self.join(i, signal, ctx, now),
+            None => self.wait(signal, now),
         }
     }
 
-    fn wait(&mut self, tenant: u32, w: Waiting, now: Instant) {
-        let q = self.waiting.entry(tenant).or_default();
-        q.push_back((now, w));
+    fn wait(&mut self, signal: Signal, now: Instant) {
+        let q = self.waiting.entry(signal.tenant()).or_default();
+        q.push_back((now, signal));
         if q.len() > MAX_WAITING {
             q.pop_front();
+        }
+    }
+
+    fn join(&mut self, i: usize, signal: Signal, ctx: &Ctx<'_>, now: Instant) {
+        match signal {
+            Signal::Span(s) => self.join_span(i, s, ctx, now),
+            Signal::Log(l) => self.join_log(i, l, ctx, now),
         }
     }
 
@@ -565,11 +585,11 @@ impl Incidents {
         let tenant = self.open[i].tenant;
         let Some(mut q) = self.waiting.remove(&tenant) else { return };
         let mut rest = VecDeque::with_capacity(q.len());
-        while let Some((at, w)) = q.pop_front() {
-            match w {
-                Waiting::Span(s) if self.span_fits(&self.open[i], &s, ctx.index) => self.join_span(i, s, ctx, now),
-                Waiting::Log(l) if self.log_fits(&self.open[i], &l, ctx.index) => self.join_log(i, l, ctx, now),
-                w => rest.push_back((at, w)),
+        while let Some((at, signal)) = q.pop_front() {
+            if self.fits(&self.open[i], &signal, ctx.index) {
+                self.join(i, signal, ctx, now);
+            } else {
+                rest.push_back((at, signal));
             }
         }
         if !rest.is_empty() {
