@@ -7,7 +7,7 @@
 //! with many rows at once, so a tree is read once per block of rows rather than once per row.
 //!
 //! A row is scored by the model its series held when the row was made — a refit published mid-batch
-//! changes the model of later rows only — so the scores are those of the row-at-a-time path, to the bit.
+//! changes the model of later rows only — so the scores are those of scoring each row on its own, to the bit.
 //! The buffers are kept from batch to batch: once grown to the largest batch, queuing and scoring
 //! allocate nothing. They hold 128 bytes per row of the largest batch (two copies of the row, its score
 //! and two indices): 1 MiB per engine shard at 8192-row batches.
@@ -22,9 +22,9 @@ use crate::features::FEATURES;
 pub(crate) enum Queued {
     /// The row's index among the batch's rows.
     Row(u32),
-    /// A row with a NaN, scored on its own when queued (the batch scorer refuses NaN, and one would
-    /// send its model's whole batch down the row-at-a-time path): index in `alone`.
-    Alone(u32),
+    /// A row with a NaN: the forest refuses it, and its contribution is 0 (kept out of the batch, where it
+    /// would make its model's whole call fail).
+    Nan,
 }
 
 /// The rows of one batch, waiting for their forests.
@@ -44,8 +44,6 @@ pub(crate) struct Batch {
     scores: Vec<f64>,
     starts: Vec<usize>,
     position: Vec<u32>,
-    /// Contributions of the rows scored on their own.
-    alone: Vec<f64>,
     scored: bool,
 }
 
@@ -54,8 +52,7 @@ impl Batch {
     pub(crate) fn push(&mut self, model: &Arc<Model>, row: &[f64; FEATURES]) -> Queued {
         debug_assert!(!self.scored, "rows queued after the batch was scored");
         if row.iter().any(|x| x.is_nan()) {
-            self.alone.push(model.contribution(row));
-            return Queued::Alone(u32::try_from(self.alone.len() - 1).unwrap_or(u32::MAX));
+            return Queued::Nan;
         }
         if !self.models.get(self.last).is_some_and(|m| Arc::ptr_eq(m, model)) {
             // At most one model per group in a batch (two when a refit lands in it): a short scan.
@@ -123,7 +120,7 @@ impl Batch {
                 let at = self.position.get(i as usize).map_or(usize::MAX, |&p| p as usize);
                 self.scores.get(at).copied().unwrap_or(0.0)
             }
-            Queued::Alone(i) => self.alone.get(i as usize).copied().unwrap_or(0.0),
+            Queued::Nan => 0.0,
         }
     }
 
@@ -134,7 +131,6 @@ impl Batch {
         self.last = 0;
         self.rows.clear();
         self.model_of.clear();
-        self.alone.clear();
         self.scored = false;
     }
 }

@@ -92,25 +92,16 @@ impl Model {
         model
     }
 
-    /// The forest's verdict on one row on the ensemble's scale: ≥ 0, > 1 anomalous.
+    /// The forest's verdict on each row of `rows` into `out` (as long as `rows`) on the ensemble's scale:
+    /// ≥ 0, and > 1 anomalous. The rows walk each tree together, so a tree is read from memory once for all
+    /// of them (one row alone walks half a megabyte at the defaults, mostly cache misses: several
+    /// microseconds). Does not allocate.
     ///
-    /// One row walks all the trees alone (about half a megabyte at the defaults, mostly cache misses):
-    /// several microseconds. Many rows go through [`contributions_into`](Self::contributions_into).
-    pub(crate) fn contribution(&self, row: &[f64; FEATURES]) -> f64 {
-        self.calibrated(self.score(row))
-    }
-
-    /// [`contribution`](Self::contribution) of every row into `out` (as long as `rows`), the same values
-    /// to the bit, at the forest's batch speed: the rows walk each tree together, so a tree is read from
-    /// memory once for all of them. Does not allocate.
+    /// The forest refuses NaN: a call with a NaN row (or `out` of another length) scores every row 0.
+    /// [`Batch`] scores its NaN rows 0 without asking.
     pub(crate) fn contributions_into(&self, rows: &[[f64; FEATURES]], out: &mut [f64]) {
-        // A NaN row makes the whole batch an error (the single-row path scores it 0), so such a batch is
-        // scored row by row: rare (a residual beyond f32's range), and `Batch` keeps NaN rows out anyway.
-        let nan = rows.iter().any(|r| r.iter().any(|x| x.is_nan()));
-        if nan || rows.len() != out.len() || self.forest.score_into(rows.as_flattened(), out).is_err() {
-            for (row, o) in rows.iter().zip(out.iter_mut()) {
-                *o = self.contribution(row);
-            }
+        if self.forest.score_into(rows.as_flattened(), out).is_err() {
+            out.fill(0.0);
             return;
         }
         for (row, o) in rows.iter().zip(out.iter_mut()) {
@@ -118,11 +109,19 @@ impl Model {
         }
     }
 
+    /// One row's [`contributions_into`](Self::contributions_into).
+    #[cfg(test)]
+    pub(crate) fn contribution(&self, row: &[f64; FEATURES]) -> f64 {
+        let mut out = [0.0];
+        self.contributions_into(std::slice::from_ref(row), &mut out);
+        out[0]
+    }
+
     fn calibrated(&self, score: f64) -> f64 {
         ((score - self.median) / (self.threshold - self.median)).max(0.0)
     }
 
-    /// The forest's score, corrected for rows outside the training range.
+    /// The forest's score `s` of `row`, corrected for rows outside the training range.
     ///
     /// A tree can only split within the range of the rows it was grown on, so a row beyond that range
     /// follows the most extreme training rows down and scores no higher than they do, however far out it
@@ -133,15 +132,6 @@ impl Model {
     /// nodes), the row is cut off at each level with probability p, so its expected path is
     /// (1 − (1 − p)^h) / p instead of the forest's h. Rows within the range are scored as the forest
     /// scores them.
-    fn score(&self, row: &[f64; FEATURES]) -> f64 {
-        let mut s = [0.0];
-        if self.forest.score_into(row, &mut s).is_err() {
-            return 0.0;
-        }
-        self.corrected(row, s[0])
-    }
-
-    /// The forest's score `s` of `row`, corrected as [`score`](Self::score) describes.
     fn corrected(&self, row: &[f64; FEATURES], s: f64) -> f64 {
         let mut p = 0.0;
         for (f, &x) in row.iter().enumerate() {
