@@ -56,11 +56,12 @@ pub(crate) struct Seasonal {
     weekly_weight: f64,
 }
 
-/// Where a timestamp falls in the two profiles.
+/// Where a timestamp falls in the two profiles and the hourly noise profile.
 #[derive(Debug, Clone, Copy)]
 struct Buckets {
     day: usize,
     week: usize,
+    hour: usize,
 }
 
 impl Buckets {
@@ -70,8 +71,17 @@ impl Buckets {
         Self {
             day: (in_day / (DAY_MS / DAILY_BUCKETS as i64)) as usize % DAILY_BUCKETS,
             week: (in_week / (WEEK_MS / WEEKLY_BUCKETS as i64)) as usize % WEEKLY_BUCKETS,
+            hour: (in_day / (DAY_MS / NOISE_BUCKETS as i64)) as usize % NOISE_BUCKETS,
         }
     }
+}
+
+/// The profile at one moment, read two ways: ramps are followed by interpolating between bucket centres,
+/// square waves by reading the bucket alone.
+#[derive(Debug, Clone, Copy)]
+struct Readings {
+    stepwise: f64,
+    interpolated: f64,
 }
 
 impl Seasonal {
@@ -105,10 +115,16 @@ impl Seasonal {
 
     /// The profile's prediction at `timestamp_ms`, once it has a full day behind it.
     pub(crate) fn expected(&self, timestamp_ms: i64) -> Option<f64> {
-        self.expected_as(timestamp_ms, self.interp_mad < self.step_mad)
+        self.readings(timestamp_ms).map(|r| self.choose(r))
     }
 
-    fn expected_as(&self, timestamp_ms: i64, interpolate: bool) -> Option<f64> {
+    /// Of the profile's two readings, the one that has been closer to the series.
+    fn choose(&self, r: Readings) -> f64 {
+        if self.interp_mad < self.step_mad { r.interpolated } else { r.stepwise }
+    }
+
+    /// The profile at `timestamp_ms` read stepwise and interpolated, once it has a full day behind it.
+    fn readings(&self, timestamp_ms: i64) -> Option<Readings> {
         if timestamp_ms - self.first_ms < DAY_MS {
             return None;
         }
@@ -122,14 +138,11 @@ impl Seasonal {
         let pos = (timestamp_ms.rem_euclid(bucket_ms) as f64 / bucket_ms as f64) - 0.5;
         let other = if pos >= 0.0 { (b.day + 1) % DAILY_BUCKETS } else { (b.day + DAILY_BUCKETS - 1) % DAILY_BUCKETS };
         let o = self.daily[other];
-        let d = if o.is_nan() || !interpolate {
-            f64::from(d)
-        } else {
-            f64::from(d) + pos.abs() * (f64::from(o) - f64::from(d))
-        };
+        let d = f64::from(d);
+        let between = if o.is_nan() { d } else { d + pos.abs() * (f64::from(o) - d) };
         let w = self.weekly[b.week];
         let weekly = if self.weekly_on(timestamp_ms) && !w.is_nan() { f64::from(w) } else { 0.0 };
-        Some(d + weekly)
+        Some(Readings { stepwise: d + weekly, interpolated: between + weekly })
     }
 
     /// The profile's offset from its mean at `timestamp_ms`: what deseasonalising subtracts.
@@ -140,8 +153,7 @@ impl Seasonal {
 
     /// How much noisier than usual the profile's residuals are at this hour of the day (1 when unknown).
     pub(crate) fn noise_factor(&self, timestamp_ms: i64) -> f64 {
-        let h = (timestamp_ms.rem_euclid(DAY_MS) / (DAY_MS / NOISE_BUCKETS as i64)) as usize % NOISE_BUCKETS;
-        let n = self.noise[h];
+        let n = self.noise[Buckets::of(timestamp_ms).hour];
         if n.is_nan() || self.mad <= 0.0 {
             return 1.0;
         }
@@ -163,16 +175,15 @@ impl Seasonal {
         self.n = self.n.saturating_add(1);
         let slow = (interval / DAY_MS as f64 * 2.0).min(0.05);
         let rb = (x - self.base).abs();
-        if let (Some(a), Some(b)) = (self.expected_as(timestamp_ms, false), self.expected_as(timestamp_ms, true)) {
-            self.step_mad += slow * ((x - a).abs() - self.step_mad);
-            self.interp_mad += slow * ((x - b).abs() - self.interp_mad);
-        }
-        match self.expected(timestamp_ms) {
-            Some(expected) => {
+        let b = Buckets::of(timestamp_ms);
+        match self.readings(timestamp_ms) {
+            Some(readings) => {
+                self.step_mad += slow * ((x - readings.stepwise).abs() - self.step_mad);
+                self.interp_mad += slow * ((x - readings.interpolated).abs() - self.interp_mad);
+                let expected = self.choose(readings);
                 let s = self.sigma(floor);
-                let h = (timestamp_ms.rem_euclid(DAY_MS) / (DAY_MS / NOISE_BUCKETS as i64)) as usize % NOISE_BUCKETS;
                 let r = (x - expected).abs().min(CLIP * s * NOISE_RANGE.1);
-                let n = &mut self.noise[h];
+                let n = &mut self.noise[b.hour];
                 *n = if n.is_nan() {
                     r as f32
                 } else {
@@ -199,7 +210,6 @@ impl Seasonal {
             self.weekly_weight = per_sample_weight(interval, WEEK_MS as f64 / WEEKLY_BUCKETS as f64);
             self.noise_weight = per_sample_weight(interval, DAY_MS as f64 / NOISE_BUCKETS as f64) / 2.0;
         }
-        let b = Buckets::of(timestamp_ms);
         let d = &mut self.daily[b.day];
         let old = *d;
         *d = if old.is_nan() { x as f32 } else { (f64::from(old) + self.daily_weight * (x - f64::from(old))) as f32 };
