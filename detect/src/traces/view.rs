@@ -91,11 +91,12 @@ fn find<T>(batches: &[Arc<T>], seq: u64, seq_of: impl Fn(&T) -> u64) -> Option<&
     (seq_of(b) == seq).then_some(&**b)
 }
 
-/// The references grouped by (shard, seq), so each batch is looked up once.
-fn by_batch(refs: impl Iterator<Item = RowRef>) -> BTreeMap<(u16, u64), Vec<usize>> {
-    let mut m: BTreeMap<(u16, u64), Vec<usize>> = BTreeMap::new();
-    for r in refs {
-        m.entry((r.shard, r.seq)).or_default().push(r.row as usize);
+/// The references (each with what the index knows of it) grouped by (shard, seq), so each batch is looked up
+/// once.
+fn by_batch<T>(refs: impl Iterator<Item = (RowRef, T)>) -> BTreeMap<(u16, u64), Vec<(usize, T)>> {
+    let mut m: BTreeMap<(u16, u64), Vec<(usize, T)>> = BTreeMap::new();
+    for (r, known) in refs {
+        m.entry((r.shard, r.seq)).or_default().push((r.row as usize, known));
     }
     m
 }
@@ -152,15 +153,12 @@ impl TraceStore {
     }
 
     fn read_spans(&self, entry: &Entry) -> Vec<SpanView> {
-        let flags: BTreeMap<(u16, u64, u32), u8> =
-            entry.spans.iter().map(|s| ((s.at.shard, s.at.seq, s.at.row), s.flags)).collect();
         let mut out = Vec::new();
-        for ((shard, seq), rows) in by_batch(entry.spans.iter().map(|s| s.at)) {
+        for ((shard, seq), rows) in by_batch(entry.spans.iter().map(|s| (s.at, s.flags))) {
             let batches = self.spans.snapshot(usize::from(shard));
             let Some(batch) = find(&batches, seq, |b| b.seq) else { continue };
-            for row in rows {
-                let f = flags.get(&(shard, seq, row as u32)).copied().unwrap_or(0);
-                if let Some(v) = span_row(&batch.spans, row, f) {
+            for (row, flags) in rows {
+                if let Some(v) = span_row(&batch.spans, row, flags) {
                     out.push(v);
                 }
             }
@@ -170,10 +168,10 @@ impl TraceStore {
 
     fn read_logs(&self, entry: &Entry) -> Vec<LogView> {
         let mut out = Vec::new();
-        for ((shard, seq), rows) in by_batch(entry.logs.iter().copied()) {
+        for ((shard, seq), rows) in by_batch(entry.logs.iter().map(|r| (*r, ()))) {
             let batches = self.logs.snapshot(usize::from(shard));
             let Some(batch) = find(&batches, seq, |b| b.seq) else { continue };
-            for row in rows {
+            for (row, ()) in rows {
                 if let Some(v) = log_row(&batch.logs, row) {
                     out.push(v);
                 }
