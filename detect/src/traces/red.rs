@@ -70,20 +70,27 @@ const EXACT: usize = 512;
 struct Window {
     count: u64,
     errors: u64,
+    /// Every duration once there are more than [`EXACT`] (empty until then).
     sketch: Sketch,
-    /// Every duration while there are at most [`EXACT`]: a quantile of a few spans read from the sketch's
-    /// buckets would jump between bucket levels, and a series of few levels looks flat to a detector until
-    /// it jumps.
+    /// The first [`EXACT`] durations: a quantile of a few spans read from the sketch's buckets would jump
+    /// between bucket levels, and a series of few levels looks flat to a detector until it jumps.
     exact: Vec<i64>,
 }
 
 impl Window {
     fn add(&mut self, duration_ns: i64) {
         self.count += 1;
-        self.sketch.add(duration_ns);
         if self.exact.len() < EXACT {
             self.exact.push(duration_ns);
+            return;
         }
+        if self.count == EXACT as u64 + 1 {
+            // Past what is kept exactly: the sketch takes over, from the first span on.
+            for d in &self.exact {
+                self.sketch.add(*d);
+            }
+        }
+        self.sketch.add(duration_ns);
     }
 
     /// Nearest-rank quantiles (ns), exact while the window holds every duration.

@@ -215,3 +215,23 @@ fn slow_spans_are_measured_against_the_learnt_median_which_a_fault_does_not_move
     }
     assert!(red.is_slow(op, 500_000_000));
 }
+
+#[test]
+fn past_512_spans_a_window_reads_its_quantiles_from_a_sketch_of_every_span() {
+    let mut w = Window::default();
+    let mut all = Sketch::default();
+    let mut sorted = Vec::new();
+    for i in 0..1000i64 {
+        let d = 1_000_000 + (i * 7_919 % 1000) * 10_000;
+        w.add(d);
+        all.add(d);
+        sorted.push(d);
+        if i == 99 {
+            sorted.sort_unstable();
+            let p50 = sorted[49] as f64;
+            assert_eq!(w.quantiles([0.5].into_iter()), [Some(p50)], "exact while every span is kept");
+        }
+    }
+    assert_eq!(w.sketch, all);
+    assert_eq!(w.quantiles([0.5, 0.99].into_iter()), [all.quantile(0.5), all.quantile(0.99)]);
+}
