@@ -186,23 +186,6 @@ impl Online {
         }
     }
 
-    /// [`observe`](Self::observe), the row scored alone, and [`finish`](Self::finish): one sample the way
-    /// the engine once scored every sample (the reference the batched path is tested against).
-    #[cfg(test)]
-    pub(crate) fn apply(
-        &self,
-        series: &mut OnlineSeries,
-        settings: &Settings,
-        sample: (i64, f64),
-        verdict: &mut Verdict,
-        metrics: &DetectMetrics,
-    ) {
-        let mut batch = Batch::default();
-        let deferred = self.observe(series, settings, sample, verdict, &mut batch);
-        batch.score();
-        self.finish(deferred, settings, verdict, &batch, metrics);
-    }
-
     fn queue(&self, job: Job) {
         self.jobs.lock().push_back(job);
         self.wake.notify_one();
@@ -316,6 +299,22 @@ mod tests {
 
     use super::*;
 
+    /// [`Online::observe`], the row scored in a batch of its own, and [`Online::finish`]: one sample the way
+    /// the engine once scored every sample (the reference the batched path is tested against).
+    fn apply(
+        online: &Online,
+        series: &mut OnlineSeries,
+        settings: &Settings,
+        sample: (i64, f64),
+        verdict: &mut Verdict,
+        metrics: &DetectMetrics,
+    ) {
+        let mut batch = Batch::default();
+        let deferred = online.observe(series, settings, sample, verdict, &mut batch);
+        batch.score();
+        online.finish(deferred, settings, verdict, &batch, metrics);
+    }
+
     #[test]
     fn a_batch_row_between_the_passes_is_small() {
         // Held per scored sample of a batch by the shard (`shard::Pending`), next to its verdict.
@@ -347,7 +346,7 @@ mod tests {
             contributions: crate::verdict::Contributions::default(),
         };
         let settings = Settings { sensitivity: 0.5, ..Settings::default() };
-        online.apply(&mut series, &settings, (1000, 1.0), &mut v, &metrics);
+        apply(&online, &mut series, &settings, (1000, 1.0), &mut v, &metrics);
         assert_eq!((v.contributions.peers, v.score, v.alert), (2.0, 1.0, 0.3));
         let off = Online::new(&DetectConfig {
             iforest: crate::config::IforestConfig { enabled: false, ..Default::default() },
@@ -423,7 +422,7 @@ mod tests {
                 }
                 let Some(verdict) = detectors[k].observe(&settings[k], ts, x) else { continue };
                 let mut want = verdict;
-                alone.apply(&mut a[k], &settings[k], (ts, x), &mut want, &metrics);
+                apply(&alone, &mut a[k], &settings[k], (ts, x), &mut want, &metrics);
                 refit_now(&alone);
                 let d = batched.observe(&mut b[k], &settings[k], (ts, x), &verdict, &mut forest);
                 // Refits land mid-batch: the rows after them are scored by the new model.
