@@ -93,11 +93,15 @@ pub(crate) struct Snapshot {
     /// Standard deviation of one sample around its hour's mean: what a sample adds to the uncertainty of
     /// its hour's forecast mean.
     pub(crate) spread_sd: f64,
-    /// The series is a counter and `values` are its per-second rates.
-    pub(crate) counter: bool,
 }
 
 impl History {
+    /// The series was found to be a counter: its hours are kept as per-second rates.
+    #[cfg(test)]
+    pub(crate) fn is_counter(&self) -> bool {
+        self.kind == Kind::Counter
+    }
+
     /// Heap bytes held (the ring), besides `size_of::<History>()`.
     #[cfg(test)]
     pub(crate) fn heap_bytes(&self) -> usize {
@@ -174,7 +178,6 @@ impl History {
             values: ring.iter().collect(),
             last_bucket: ring.last_bucket,
             spread_sd: ring.spread_var.max(0.0).sqrt(),
-            counter: self.kind == Kind::Counter,
         })
     }
 }
@@ -318,7 +321,7 @@ mod tests {
         assert_eq!(snap.last_bucket, START / BUCKET_MS + 1);
         // The pooled variance: 1, then halfway to 8 (second hour of two).
         assert!((snap.spread_sd - 4.5f64.sqrt()).abs() < 1e-9, "{snap:?}");
-        assert!(!snap.counter);
+        assert!(!h.is_counter());
     }
 
     #[test]
@@ -402,7 +405,7 @@ mod tests {
             h.observe(&s, START + i * 15_000, total);
         }
         let snap = h.snapshot().unwrap();
-        assert!(snap.counter);
+        assert!(h.is_counter());
         assert_eq!(snap.values.len(), 3);
         // The reset's sample is read as 150 counted since zero: its rate is 10/s like the rest.
         assert!(snap.values.iter().all(|r| (r - 10.0).abs() < 1e-3), "{snap:?}");
@@ -411,6 +414,6 @@ mod tests {
         for i in 0..(3 * 240) {
             g.observe(&s, START + i * 15_000, if i % 20 == 19 { 0.0 } else { i as f64 });
         }
-        assert!(!g.snapshot().unwrap().counter);
+        assert!(g.snapshot().is_some() && !g.is_counter());
     }
 }

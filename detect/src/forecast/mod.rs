@@ -19,11 +19,9 @@
 mod history;
 mod model;
 
-use crate::settings::Seasonality;
-use crate::verdict::ForecastPoint;
-
-pub(crate) use history::{History, Snapshot};
-pub(crate) use model::ModelError;
+pub(crate) use history::History;
+// `fit`: the forecast from a `Snapshot`, or why there is none and the profile must answer.
+pub(crate) use model::{ModelError, forecast as fit};
 
 /// Which model a forecast came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,18 +44,6 @@ impl ForecastModel {
             ForecastModel::Profile => "profile",
         }
     }
-}
-
-/// The forecast from `history` (`steps` points `step_ms` apart after `from_ms`), or why there is none and
-/// the profile must answer.
-pub(crate) fn fit(
-    history: &Snapshot,
-    seasonality: Seasonality,
-    from_ms: i64,
-    step_ms: i64,
-    steps: usize,
-) -> Result<(ForecastModel, Vec<ForecastPoint>), ModelError> {
-    model::forecast(history, seasonality, from_ms, step_ms, steps)
 }
 
 #[cfg(test)]

@@ -172,7 +172,7 @@ mod tests {
     use super::*;
 
     fn snapshot(values: Vec<f64>, spread_sd: f64) -> Snapshot {
-        Snapshot { values, last_bucket: 1_000_000, spread_sd, counter: false }
+        Snapshot { values, last_bucket: 1_000_000, spread_sd }
     }
 
     #[test]
@@ -224,7 +224,7 @@ mod tests {
         // Through Friday 23:00 of the third week: the next day is a Saturday.
         let n = 3 * WEEK - 2 * DAY;
         let values: Vec<f64> = (0..n as i64).map(|i| truth(first + i) + 0.5 * (rng.f64() - 0.5)).collect();
-        let s = Snapshot { values, last_bucket: first + n as i64 - 1, spread_sd: 0.0, counter: false };
+        let s = Snapshot { values, last_bucket: first + n as i64 - 1, spread_sd: 0.0 };
         // From the centre of the last hour, an hour apart: each point is one hour's forecast.
         let from = s.last_bucket * BUCKET_MS + BUCKET_MS / 2;
         let (model, points) = forecast(&s, Seasonality::default(), from, BUCKET_MS, 24).unwrap();
