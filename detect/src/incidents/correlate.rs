@@ -14,7 +14,7 @@ use crate::events::Severity;
 use crate::traces::graph::ServiceGraph;
 use crate::traces::index::{ERROR, SLOW, TraceIndex};
 use crate::traces::symbols::Symbols;
-use crate::traces::{ExemplarLinks, LogSignal, SpanSignal, TraceId};
+use crate::traces::{ExemplarLinks, LogSignal, SpanSignal, TraceId, millis};
 
 /// What the correlation reads of the trace side, locked by the worker for one step.
 pub(crate) struct Ctx<'a> {
@@ -212,10 +212,6 @@ pub(crate) struct Incidents {
     /// Ids merged away since the last publish: (gone, into).
     pub(crate) merged_ids: Vec<(String, String)>,
     pub(crate) counts: Counts,
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// A new incident id: the opening time (ms, hex) and a random suffix, so ids sort by opening.

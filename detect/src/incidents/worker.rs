@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
@@ -28,7 +28,8 @@ use super::publish;
 use super::table::IncidentLog;
 use super::{CorrelateMetrics, Status};
 use crate::engine::{DetectHandle, WriteBack};
-use crate::traces::{Bodies, LogSignal, Sources, SpanSignal, TraceStore, Tracer};
+use crate::events::now_ms;
+use crate::traces::{Bodies, LogSignal, Sources, SpanSignal, TraceStore, Tracer, millis};
 
 /// How often windows are written, anomalies read and incidents moved along.
 const TICK: Duration = Duration::from_millis(250);
@@ -101,17 +102,13 @@ pub struct Correlator {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-fn wall_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 impl Correlator {
     /// Validates `config`, subscribes to every buffer shard and starts the worker thread.
     pub fn start(config: &CorrelateConfig, inputs: CorrelateInputs) -> Result<Self, CorrelateError> {
         config.validate().map_err(CorrelateError::Config)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| CorrelateError::NoRuntime)?;
         let CorrelateInputs { sources, detect, metrics, write_back, replaying } = inputs;
-        let max_age_ms = i64::try_from(config.incidents.max_age.as_millis()).unwrap_or(i64::MAX);
+        let max_age_ms = millis(config.incidents.max_age);
         let shared = Arc::new(Shared {
             store: TraceStore::new(&config.index, &config.graph, &config.red, sources.clone()),
             incidents: Mutex::new(IncidentStore::new(IncidentLog::new(config.incidents.max_incidents, max_age_ms))),
@@ -258,7 +255,7 @@ impl Worker {
         let m = &self.shared.metrics;
         let (signal, rows) = match input {
             Input::Spans(b) => {
-                ("spans", self.tracer.ingest_spans(store, &b, wall_ms(), Instant::now(), &mut self.spans))
+                ("spans", self.tracer.ingest_spans(store, &b, now_ms(), Instant::now(), &mut self.spans))
             }
             Input::Logs(b) => ("logs", self.tracer.ingest_logs(store, &b, &mut self.logs)),
             Input::Exemplars(b) => ("exemplars", self.tracer.ingest_exemplars(store, &b)),
@@ -267,7 +264,7 @@ impl Worker {
     }
 
     fn tick(&mut self) {
-        let (now, wall) = (Instant::now(), wall_ms());
+        let (now, wall) = (Instant::now(), now_ms());
         let shared = Arc::clone(&self.shared);
         let store = &shared.store;
         self.tracer.flush(store, self.write_graph, wall, now, &mut self.bodies);

@@ -274,7 +274,7 @@ impl ServiceGraph {
             bound_labels,
             ttl: config.edge_ttl,
             max_edges: config.max_edges.max(1),
-            step_ms: i64::try_from(step.as_millis()).unwrap_or(i64::MAX).max(1),
+            step_ms: super::millis(step).max(1),
             dropped_calls: 0,
         }
     }

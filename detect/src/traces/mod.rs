@@ -46,6 +46,11 @@ use symbols::Symbols;
 /// Tenant and service names held at most (each a few dozen bytes).
 const MAX_SYMBOLS: usize = 100_000;
 
+/// A duration in whole milliseconds, saturating.
+pub(crate) fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// What the worker and the query API share.
 #[derive(Debug)]
 pub(crate) struct TraceStore {

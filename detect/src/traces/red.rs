@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use super::config::{RedConfig, SlowConfig, SpanKind};
 use super::encode::Bodies;
+use super::millis;
 use super::sketch::Sketch;
 
 pub(crate) const REQUESTS: &str = "traces_spanmetrics_requests_per_second";
@@ -147,10 +148,6 @@ pub(crate) struct Red {
     infos: Vec<OpInfo>,
     tenants: HashMap<u32, TenantWindows>,
     pub(crate) counts: RedCounts,
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 impl Red {
