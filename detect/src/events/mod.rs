@@ -18,7 +18,7 @@ use crate::verdict::{Contributions, Verdict};
 pub(crate) use read::read;
 pub use read::{Anomaly, EventQuery};
 pub use severity::Severity;
-pub(crate) use table::now_ms;
+pub(crate) use table::{Columns, now_ms};
 pub use table::{EventLog, schema};
 
 /// The sample of an event with the highest score.

@@ -4,11 +4,9 @@
 use std::collections::BTreeMap;
 
 use arrow_array::RecordBatch;
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Float32Type, Float64Type, TimestampMillisecondType};
 
 use super::Severity;
-use super::table::{DETECTORS, col};
+use super::table::{Columns, DETECTORS};
 use crate::selector::Selector;
 
 /// Which events to read.
@@ -60,28 +58,17 @@ pub(crate) fn read(batches: &[RecordBatch], q: &EventQuery<'_>) -> (Vec<Anomaly>
 }
 
 fn read_batch(batch: &RecordBatch, q: &EventQuery<'_>, out: &mut Vec<Anomaly>) -> Option<()> {
-    let string = |i: usize| batch.column(i).as_string_opt::<i32>();
-    let time = |i: usize| batch.column(i).as_primitive_opt::<TimestampMillisecondType>();
-    let float = |i: usize| batch.column(i).as_primitive_opt::<Float64Type>();
-    let (tenant, labels) = (string(col::TENANT)?, string(col::LABELS)?);
-    let (start, end, peak_at) = (time(col::START)?, time(col::END)?, time(col::PEAK_AT)?);
-    let (score, value) = (float(col::SCORE)?, float(col::VALUE)?);
-    let (expected, lower, upper) = (float(col::EXPECTED)?, float(col::LOWER)?, float(col::UPPER)?);
-    let detectors = (0..DETECTORS.len())
-        .map(|d| batch.column(col::FIRST_DETECTOR + d).as_primitive_opt::<Float32Type>())
-        .collect::<Option<Vec<_>>>()?;
-    let severity = string(col::FIRST_DETECTOR + DETECTORS.len())?;
-    let open = batch.column(col::FIRST_DETECTOR + DETECTORS.len() + 1).as_boolean_opt()?;
+    let c = Columns::of(batch)?;
     for i in 0..batch.num_rows() {
-        let (s, e) = (start.value(i), end.value(i));
-        if tenant.value(i) != q.tenant
-            || score.value(i) < q.min_score
+        let (s, e) = (c.start.value(i), c.end.value(i));
+        if c.tenant.value(i) != q.tenant
+            || c.score.value(i) < q.min_score
             || q.start_ms.is_some_and(|from| e < from)
             || q.end_ms.is_some_and(|to| s > to)
         {
             continue;
         }
-        let Ok(labels) = serde_json::from_str::<BTreeMap<String, String>>(labels.value(i)) else { continue };
+        let Ok(labels) = serde_json::from_str::<BTreeMap<String, String>>(c.labels.value(i)) else { continue };
         let selected = q.selectors.is_empty()
             || q.selectors.iter().any(|sel| sel.matches(|name| labels.get(name).map(String::as_str)));
         if !selected {
@@ -91,15 +78,15 @@ fn read_batch(batch: &RecordBatch, q: &EventQuery<'_>, out: &mut Vec<Anomaly>) -
             labels,
             start_ms: s,
             end_ms: e,
-            peak_ms: peak_at.value(i),
-            value: value.value(i),
-            score: score.value(i),
-            expected: expected.value(i),
-            lower: lower.value(i),
-            upper: upper.value(i),
-            detectors: DETECTORS.iter().zip(&detectors).map(|(name, d)| (*name, d.value(i))).collect(),
-            severity: Severity::parse(severity.value(i)).unwrap_or(Severity::P3),
-            open: open.value(i),
+            peak_ms: c.peak_at.value(i),
+            value: c.value.value(i),
+            score: c.score.value(i),
+            expected: c.expected.value(i),
+            lower: c.lower.value(i),
+            upper: c.upper.value(i),
+            detectors: DETECTORS.iter().zip(&c.detectors).map(|(name, d)| (*name, d.value(i))).collect(),
+            severity: Severity::parse(c.severity.value(i)).unwrap_or(Severity::P3),
+            open: c.open.value(i),
         });
     }
     Some(())

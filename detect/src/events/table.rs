@@ -12,7 +12,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arrow_array::builder::{
     BooleanBuilder, Float32Builder, Float64Builder, StringBuilder, TimestampMillisecondBuilder, UInt64Builder,
 };
-use arrow_array::{Array, ArrayRef, RecordBatch, TimestampMillisecondArray};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float32Type, Float64Type, TimestampMillisecondType, UInt64Type};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Float32Array, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+    UInt64Array,
+};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 use parking_lot::Mutex;
 
@@ -59,6 +64,7 @@ pub fn schema() -> SchemaRef {
 /// Column positions, by the schema above.
 pub(crate) mod col {
     pub(crate) const TENANT: usize = 0;
+    pub(crate) const SERIES_ID: usize = 1;
     pub(crate) const LABELS: usize = 2;
     pub(crate) const START: usize = 3;
     pub(crate) const END: usize = 4;
@@ -69,6 +75,53 @@ pub(crate) mod col {
     pub(crate) const LOWER: usize = 9;
     pub(crate) const UPPER: usize = 10;
     pub(crate) const FIRST_DETECTOR: usize = 11;
+}
+
+/// The columns of an events batch, typed once, for its readers (the query API's, correlation's).
+pub(crate) struct Columns<'a> {
+    pub(crate) tenant: &'a StringArray,
+    pub(crate) series_id: &'a UInt64Array,
+    pub(crate) labels: &'a StringArray,
+    pub(crate) start: &'a TimestampMillisecondArray,
+    pub(crate) end: &'a TimestampMillisecondArray,
+    pub(crate) peak_at: &'a TimestampMillisecondArray,
+    pub(crate) score: &'a Float64Array,
+    pub(crate) value: &'a Float64Array,
+    pub(crate) expected: &'a Float64Array,
+    pub(crate) lower: &'a Float64Array,
+    pub(crate) upper: &'a Float64Array,
+    /// One per [`DETECTORS`] entry, in its order.
+    pub(crate) detectors: Vec<&'a Float32Array>,
+    pub(crate) severity: &'a StringArray,
+    pub(crate) open: &'a BooleanArray,
+}
+
+impl<'a> Columns<'a> {
+    /// `None` when `batch` does not have the events schema.
+    pub(crate) fn of(batch: &'a RecordBatch) -> Option<Self> {
+        let string = |i: usize| batch.column(i).as_string_opt::<i32>();
+        let time = |i: usize| batch.column(i).as_primitive_opt::<TimestampMillisecondType>();
+        let float = |i: usize| batch.column(i).as_primitive_opt::<Float64Type>();
+        let after = col::FIRST_DETECTOR + DETECTORS.len();
+        Some(Self {
+            tenant: string(col::TENANT)?,
+            series_id: batch.column(col::SERIES_ID).as_primitive_opt::<UInt64Type>()?,
+            labels: string(col::LABELS)?,
+            start: time(col::START)?,
+            end: time(col::END)?,
+            peak_at: time(col::PEAK_AT)?,
+            score: float(col::SCORE)?,
+            value: float(col::VALUE)?,
+            expected: float(col::EXPECTED)?,
+            lower: float(col::LOWER)?,
+            upper: float(col::UPPER)?,
+            detectors: (col::FIRST_DETECTOR..after)
+                .map(|i| batch.column(i).as_primitive_opt::<Float32Type>())
+                .collect::<Option<_>>()?,
+            severity: string(after)?,
+            open: batch.column(after + 1).as_boolean_opt()?,
+        })
+    }
 }
 
 /// Closed events, all tenants, oldest first.

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, TimestampMillisecondType, UInt64Type};
+
+use crate::events::Columns;
 
 /// One event as the correlation reads it.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,60 +51,24 @@ pub(crate) struct Feed {
     seen: HashMap<EventKey, Seen>,
 }
 
-struct Cols<'a> {
-    tenant: &'a arrow_array::StringArray,
-    series: &'a arrow_array::UInt64Array,
-    labels: &'a arrow_array::StringArray,
-    start: &'a arrow_array::TimestampMillisecondArray,
-    end: &'a arrow_array::TimestampMillisecondArray,
-    peak: &'a arrow_array::TimestampMillisecondArray,
-    score: &'a arrow_array::Float64Array,
-    value: &'a arrow_array::Float64Array,
-    expected: &'a arrow_array::Float64Array,
-    severity: &'a arrow_array::StringArray,
-    open: &'a arrow_array::BooleanArray,
+/// An event's identity, at row `i`.
+fn event_key(c: &Columns<'_>, i: usize) -> EventKey {
+    (Arc::from(c.tenant.value(i)), c.series_id.value(i), c.start.value(i))
 }
 
-impl<'a> Cols<'a> {
-    /// By column name, so the engine's table may gain columns without breaking this reader.
-    fn of(b: &'a RecordBatch) -> Option<Self> {
-        let c = |name: &str| b.column_by_name(name);
-        let s = |name: &str| c(name)?.as_string_opt::<i32>();
-        let t = |name: &str| c(name)?.as_primitive_opt::<TimestampMillisecondType>();
-        let f = |name: &str| c(name)?.as_primitive_opt::<Float64Type>();
-        Some(Self {
-            tenant: s("tenant")?,
-            series: c("series_id")?.as_primitive_opt::<UInt64Type>()?,
-            labels: s("labels")?,
-            start: t("start")?,
-            end: t("end")?,
-            peak: t("peak_at")?,
-            score: f("score")?,
-            value: f("value")?,
-            expected: f("expected")?,
-            severity: s("severity")?,
-            open: c("open")?.as_boolean_opt()?,
-        })
-    }
-
-    fn key(&self, i: usize) -> EventKey {
-        (Arc::from(self.tenant.value(i)), self.series.value(i), self.start.value(i))
-    }
-
-    fn row(&self, i: usize, tenant: Arc<str>) -> AnomalyRow {
-        AnomalyRow {
-            tenant,
-            series_id: self.series.value(i),
-            labels: self.labels.value(i).to_owned(),
-            start_ms: self.start.value(i),
-            end_ms: self.end.value(i),
-            peak_ms: self.peak.value(i),
-            score: self.score.value(i),
-            value: self.value.value(i),
-            expected: self.expected.value(i),
-            severity: self.severity.value(i).to_owned(),
-            open: self.open.value(i),
-        }
+fn row(c: &Columns<'_>, i: usize, tenant: Arc<str>) -> AnomalyRow {
+    AnomalyRow {
+        tenant,
+        series_id: c.series_id.value(i),
+        labels: c.labels.value(i).to_owned(),
+        start_ms: c.start.value(i),
+        end_ms: c.end.value(i),
+        peak_ms: c.peak_at.value(i),
+        score: c.score.value(i),
+        value: c.value.value(i),
+        expected: c.expected.value(i),
+        severity: c.severity.value(i).to_owned(),
+        open: c.open.value(i),
     }
 }
 
@@ -112,7 +76,7 @@ impl Feed {
     /// The events of `batches` that are new or changed (end or open/closed) since the previous poll.
     /// What was seen is forgotten `forget_after` after its last change.
     pub(crate) fn poll(&mut self, batches: &[RecordBatch], now: Instant, forget_after: Duration) -> Vec<AnomalyRow> {
-        let cols: Vec<Cols<'_>> = batches.iter().filter_map(Cols::of).collect();
+        let cols: Vec<Columns<'_>> = batches.iter().filter_map(Columns::of).collect();
         if cols.len() < batches.len() {
             tracing::error!("The events table does not have the expected columns. This is a bug.");
         }
@@ -124,7 +88,7 @@ impl Feed {
                 if c.open.value(i) {
                     continue;
                 }
-                let key = c.key(i);
+                let key = event_key(c, i);
                 if new_tail.is_none() {
                     new_tail = Some(key.clone());
                 }
@@ -146,7 +110,7 @@ impl Feed {
         }
         for c in &cols {
             for i in (0..c.open.len()).filter(|&i| c.open.value(i)) {
-                let key = c.key(i);
+                let key = event_key(c, i);
                 if let Some(row) = self.changed(c, i, key, now) {
                     out.push(row);
                 }
@@ -158,18 +122,18 @@ impl Feed {
         out
     }
 
-    fn changed(&mut self, c: &Cols<'_>, i: usize, key: EventKey, now: Instant) -> Option<AnomalyRow> {
+    fn changed(&mut self, c: &Columns<'_>, i: usize, key: EventKey, now: Instant) -> Option<AnomalyRow> {
         let (end_ms, open) = (c.end.value(i), c.open.value(i));
         let tenant = Arc::clone(&key.0);
         match self.seen.get_mut(&key) {
             Some(s) if s.end_ms == end_ms && s.open == open => None,
             Some(s) => {
                 *s = Seen { end_ms, open, at: now };
-                Some(c.row(i, tenant))
+                Some(row(c, i, tenant))
             }
             None => {
                 self.seen.insert(key, Seen { end_ms, open, at: now });
-                Some(c.row(i, tenant))
+                Some(row(c, i, tenant))
             }
         }
     }
