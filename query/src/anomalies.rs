@@ -25,7 +25,9 @@ use vigil_detect::engine::{ForecastQuery, SeriesForecast};
 use vigil_detect::events::{Anomaly, EventQuery};
 use vigil_detect::selector::Selector;
 
-use crate::params::{ParamError, parse_duration, parse_float, parse_limit, parse_time, rfc3339};
+use crate::params::{
+    ParamError, error_response, param, parse_duration, parse_float, parse_limit, parse_time, rfc3339, tenant,
+};
 
 /// Most events one answer carries (`limit`'s default and maximum).
 const MAX_EVENTS: usize = 10_000;
@@ -80,12 +82,6 @@ fn selectors(pairs: &[(String, String)]) -> Result<Vec<Selector>, ParamError> {
         .collect()
 }
 
-/// The last value of a parameter (as Go's `FormValue` takes the first; a repeated scalar is a client bug
-/// either way).
-fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
 fn anomalies_params(pairs: &[(String, String)]) -> Result<AnomaliesParams, ParamError> {
     let start_ms = param(pairs, "start").map(|t| parse_time("start", t)).transpose()?;
     let end_ms = param(pairs, "end").map(|t| parse_time("end", t)).transpose()?;
@@ -129,13 +125,6 @@ fn forecast_params(pairs: &[(String, String)]) -> Result<ForecastParams, ParamEr
     }
     let limit = param(pairs, "limit").map(|v| parse_limit("limit", v, MAX_FORECAST_SERIES)).transpose()?;
     Ok(ForecastParams { selectors, horizon_ms, step_ms, limit: limit.unwrap_or(DEFAULT_FORECAST_SERIES) })
-}
-
-/// The request's tenant, by the same rule as ingest.
-fn tenant(headers: &HeaderMap, default: &str) -> Result<Arc<str>, ParamError> {
-    let header = headers.get(vigil_ingest::tenant::HEADER).map(|v| v.as_bytes());
-    vigil_ingest::tenant::tenant_of(header, default)
-        .map_err(|e| ParamError::BadData(format!("invalid X-Scope-OrgID: {e}")))
 }
 
 fn pairs(params: Params) -> Result<Vec<(String, String)>, ParamError> {
@@ -288,8 +277,7 @@ async fn forecast(State(api): State<Arc<AnomalyApi>>, headers: HeaderMap, params
 
 fn internal(e: tokio::task::JoinError) -> Response {
     tracing::error!(error = %e, "An anomaly API request failed. This is a bug.");
-    let body = serde_json::json!({"status": "error", "errorType": "internal", "error": "internal error"});
-    (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+    error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
 }
 
 #[cfg(test)]

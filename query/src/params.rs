@@ -1,8 +1,11 @@
 //! Query parameters as the Prometheus HTTP API reads them: times as RFC 3339 or Unix seconds (fractions
-//! allowed), durations as `1h30m` (units ms, s, m, h, d, w, y) or seconds, and Prometheus' error shape.
+//! allowed), durations as `1h30m` (units ms, s, m, h, d, w, y) or seconds, the request's tenant, and
+//! Prometheus' error shape.
+
+use std::sync::Arc;
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -23,9 +26,26 @@ impl ParamError {
 
 impl IntoResponse for ParamError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"status": "error", "errorType": "bad_data", "error": self.to_string()});
-        (StatusCode::BAD_REQUEST, Json(body)).into_response()
+        error_response(StatusCode::BAD_REQUEST, "bad_data", &self.to_string())
     }
+}
+
+/// Prometheus' error answer: `{"status":"error","errorType":<kind>,"error":<message>}`.
+pub(crate) fn error_response(status: StatusCode, kind: &str, message: &str) -> Response {
+    let body = serde_json::json!({"status": "error", "errorType": kind, "error": message});
+    (status, Json(body)).into_response()
+}
+
+/// The first value of a parameter, as Go's `FormValue` takes it (a repeated scalar is a client bug).
+pub(crate) fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// The request's tenant, by the same rule as ingest (`X-Scope-OrgID`, else `default`).
+pub(crate) fn tenant(headers: &HeaderMap, default: &str) -> Result<Arc<str>, ParamError> {
+    let header = headers.get(vigil_ingest::tenant::HEADER).map(|v| v.as_bytes());
+    vigil_ingest::tenant::tenant_of(header, default)
+        .map_err(|e| ParamError::BadData(format!("invalid X-Scope-OrgID: {e}")))
 }
 
 /// A time in milliseconds since the Unix epoch.

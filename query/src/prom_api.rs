@@ -27,7 +27,7 @@ use axum::routing::get;
 use tokio::sync::Semaphore;
 
 use crate::own_series::{Budget, Labels, OwnSeriesStore};
-use crate::params::{ParamError, parse_duration, parse_limit, parse_time};
+use crate::params::{ParamError, error_response as error, param, parse_duration, parse_limit, parse_time, tenant};
 use crate::promql::{self, QueryError};
 
 /// A form body larger than this is refused (Grafana's are a query and three numbers).
@@ -96,27 +96,6 @@ async fn form(method: &Method, headers: &HeaderMap, uri: &Uri, body: Body) -> Re
         pairs.extend(serde_urlencoded::from_str::<Pairs>(q).map_err(bad)?);
     }
     Ok(pairs)
-}
-
-fn param<'a>(pairs: &'a Pairs, name: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
-fn tenant(headers: &HeaderMap, default: &str) -> Result<Arc<str>, ParamError> {
-    let header = headers.get(vigil_ingest::tenant::HEADER).map(|v| v.as_bytes());
-    vigil_ingest::tenant::tenant_of(header, default)
-        .map_err(|e| ParamError::BadData(format!("invalid X-Scope-OrgID: {e}")))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn error(status: StatusCode, kind: &str, message: &str) -> Response {
-    let body = serde_json::json!({"status": "error", "errorType": kind, "error": message});
-    (status, axum::Json(body)).into_response()
 }
 
 fn query_error(e: &QueryError) -> Response {
@@ -194,8 +173,8 @@ async fn query(State(api): State<Arc<PromApi>>, method: Method, headers: HeaderM
         Err(r) => return r,
     };
     let parsed = common(&pairs).and_then(|c| {
-        let t = param(&pairs, "time").map(|t| parse_time("time", t)).transpose()?.unwrap_or_else(now_ms);
-        Ok((c, t))
+        let t = param(&pairs, "time").map(|t| parse_time("time", t)).transpose()?;
+        Ok((c, t.unwrap_or_else(|| api.store.now_ms())))
     });
     let (c, t_ms) = match parsed {
         Ok(v) => v,
