@@ -6,6 +6,7 @@
 //! consecutive samples score ≤ 1. Open events live with their series in the engine's shard
 //! ([`EventTracker`]); closed ones go to the Arrow table ([`EventLog`]).
 
+pub(crate) mod chunks;
 mod read;
 mod severity;
 mod table;

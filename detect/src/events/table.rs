@@ -1,11 +1,7 @@
-//! The anomaly events table: closed events as Arrow record batches, bounded by `detect.events`.
-//!
-//! Closed events gather in a small row list and are turned into an immutable chunk every
-//! [`CHUNK_ROWS`]; a reader gets the chunks (shared, not copied) plus one batch built from the rows not yet
-//! chunked and the events still open. Retention drops the oldest rows, slicing a chunk when only part of
-//! it has to go.
+//! The anomaly events table: closed events as Arrow record batches, bounded by `detect.events`, in chunks of
+//! [`CHUNK_ROWS`] ([`Chunks`]); a reader gets them plus one batch of the rows not yet chunked and the events
+//! still open.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, LazyLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,18 +11,18 @@ use arrow_array::builder::{
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Float64Type, TimestampMillisecondType, UInt64Type};
 use arrow_array::{
-    Array, ArrayRef, BooleanArray, Float32Array, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+    ArrayRef, BooleanArray, Float32Array, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray,
     UInt64Array,
 };
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 use parking_lot::Mutex;
 
 use super::Event;
+use super::chunks::{Chunks, Row};
 use crate::config::EventsConfig;
 use crate::verdict::Contributions;
 
-/// Rows per chunk: large enough that per-batch overhead is small, small enough that a reader's extra
-/// batch stays cheap to build.
+/// Rows per chunk.
 pub(crate) const CHUNK_ROWS: usize = 1024;
 
 /// The detectors' names, in [`Contributions::iter`] order: one `detector_<name>` column each.
@@ -127,35 +123,36 @@ impl<'a> Columns<'a> {
 /// Closed events, all tenants, oldest first.
 #[derive(Debug)]
 pub struct EventLog {
-    max_events: usize,
-    max_age_ms: i64,
-    inner: Mutex<Inner>,
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    chunks: VecDeque<RecordBatch>,
-    chunk_rows: usize,
-    pending: Vec<Event>,
+    inner: Mutex<Chunks<Event>>,
 }
 
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+impl Row for Event {
+    const TABLE: &'static str = "events";
+    const CHUNK_ROWS: usize = CHUNK_ROWS;
+    const AGE_COLUMN: usize = col::END;
+
+    fn to_batch<'a>(rows: impl Iterator<Item = &'a Self> + Clone) -> Result<RecordBatch, ArrowError> {
+        to_batch(rows)
+    }
+
+    fn aged_from(&self) -> Option<i64> {
+        Some(self.end_ms)
+    }
+}
+
 impl EventLog {
     pub fn new(config: &EventsConfig) -> Self {
-        Self {
-            max_events: config.max_events.max(1),
-            max_age_ms: i64::try_from(config.max_age.as_millis()).unwrap_or(i64::MAX),
-            inner: Mutex::new(Inner::default()),
-        }
+        let max_age_ms = i64::try_from(config.max_age.as_millis()).unwrap_or(i64::MAX);
+        Self { inner: Mutex::new(Chunks::new(config.max_events, max_age_ms)) }
     }
 
     /// Closed events held.
     pub fn len(&self) -> usize {
-        let inner = self.inner.lock();
-        inner.chunk_rows + inner.pending.len()
+        self.inner.lock().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -170,65 +167,16 @@ impl EventLog {
     pub(crate) fn extend_at(&self, events: impl IntoIterator<Item = Event>, now_ms: i64) {
         let mut inner = self.inner.lock();
         for event in events {
-            inner.pending.push(event);
-            if inner.pending.len() >= CHUNK_ROWS {
-                let rows = std::mem::take(&mut inner.pending);
-                match to_batch(rows.iter()) {
-                    Ok(batch) => {
-                        inner.chunk_rows += batch.num_rows();
-                        inner.chunks.push_back(batch);
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "Building an events chunk failed; its events are lost. This is a bug.")
-                    }
-                }
-            }
+            inner.push(event);
         }
-        self.retain(&mut inner, now_ms);
+        inner.retain(now_ms);
     }
 
     /// The closed events (after retention) as record batches, oldest first, then `open` as a last batch.
     pub fn snapshot(&self, open: &[Event]) -> Vec<RecordBatch> {
         let mut inner = self.inner.lock();
-        self.retain(&mut inner, now_ms());
-        let mut out: Vec<RecordBatch> = inner.chunks.iter().cloned().collect();
-        let tail = to_batch(inner.pending.iter().chain(open));
-        drop(inner);
-        match tail {
-            Ok(batch) if batch.num_rows() > 0 => out.push(batch),
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "Building the events snapshot failed. This is a bug."),
-        }
-        out
-    }
-
-    fn retain(&self, inner: &mut Inner, now_ms: i64) {
-        let cutoff = now_ms.saturating_sub(self.max_age_ms);
-        loop {
-            let surplus = (inner.chunk_rows + inner.pending.len()).saturating_sub(self.max_events);
-            let Some(front) = inner.chunks.front() else {
-                let expired = inner.pending.iter().take_while(|e| e.end_ms < cutoff).count();
-                inner.pending.drain(..surplus.max(expired).min(inner.pending.len()));
-                return;
-            };
-            let expired = front
-                .column(col::END)
-                .as_any()
-                .downcast_ref::<TimestampMillisecondArray>()
-                .map_or(0, |ends| ends.values().iter().take_while(|&&end| end < cutoff).count());
-            let drop = surplus.max(expired).min(front.num_rows());
-            if drop == 0 {
-                return;
-            }
-            inner.chunk_rows -= drop;
-            if drop == front.num_rows() {
-                inner.chunks.pop_front();
-            } else {
-                let rest = front.slice(drop, front.num_rows() - drop);
-                inner.chunks[0] = rest;
-                return;
-            }
-        }
+        inner.retain(now_ms());
+        inner.snapshot(open)
     }
 }
 

@@ -1,9 +1,8 @@
-//! The incidents table: resolved incidents as Arrow record batches (chunks of [`CHUNK_ROWS`]), bounded by
-//! `correlate.incidents.max_incidents` and `max_age`, plus one batch built at read time from the open ones
-//! and the resolved rows not yet chunked. Nested parts (services, evidence, timeline) are JSON text
+//! The incidents table: resolved incidents as Arrow record batches (chunks of 256, kept as the events table
+//! keeps its rows: [`Chunks`]), bounded by `correlate.incidents.max_incidents` and `max_age`, plus one batch
+//! built at read time from the open ones and the resolved rows not yet chunked. Nested parts (services, evidence, timeline) are JSON text
 //! columns, as the events table keeps labels.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, LazyLock};
 
 use arrow_array::builder::{Float64Builder, StringBuilder, TimestampMillisecondBuilder};
@@ -14,8 +13,7 @@ use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use super::{Incident, RootCause, Status};
 use crate::events::Severity;
-
-const CHUNK_ROWS: usize = 256;
+use crate::events::chunks::{Chunks, Row};
 
 static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     let ts = || DataType::Timestamp(TimeUnit::Millisecond, None);
@@ -64,83 +62,24 @@ mod col {
 }
 
 /// Resolved incidents, all tenants, oldest first.
-#[derive(Debug)]
-pub(crate) struct IncidentLog {
-    max: usize,
-    max_age_ms: i64,
-    chunks: VecDeque<RecordBatch>,
-    chunk_rows: usize,
-    pending: Vec<Incident>,
-}
+pub(crate) type IncidentLog = Chunks<Incident>;
 
-impl IncidentLog {
-    pub(crate) fn new(max: usize, max_age_ms: i64) -> Self {
-        Self { max: max.max(1), max_age_ms, chunks: VecDeque::new(), chunk_rows: 0, pending: Vec::new() }
+impl Row for Incident {
+    const TABLE: &'static str = "incidents";
+    const CHUNK_ROWS: usize = 256;
+    const AGE_COLUMN: usize = col::RESOLVED;
+
+    fn to_batch<'a>(rows: impl Iterator<Item = &'a Self> + Clone) -> Result<RecordBatch, ArrowError> {
+        to_batch(rows)
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.chunk_rows + self.pending.len()
-    }
-
-    pub(crate) fn push(&mut self, incident: Incident, now_ms: i64) {
-        self.pending.push(incident);
-        if self.pending.len() >= CHUNK_ROWS {
-            match to_batch(&self.pending) {
-                Ok(b) => {
-                    self.chunk_rows += b.num_rows();
-                    self.chunks.push_back(b);
-                    self.pending.clear();
-                }
-                Err(e) => tracing::error!(error = %e, "Building an incidents chunk failed. This is a bug."),
-            }
-        }
-        self.retain(now_ms);
-    }
-
-    /// Drops the oldest past `max_incidents`, and those resolved longer than `max_age` ago.
-    pub(crate) fn retain(&mut self, now_ms: i64) {
-        let cutoff = now_ms.saturating_sub(self.max_age_ms);
-        loop {
-            let surplus = self.len().saturating_sub(self.max);
-            let Some(front) = self.chunks.front() else {
-                let expired = self.pending.iter().take_while(|i| i.resolved_at_ms.is_some_and(|r| r < cutoff)).count();
-                let n = surplus.max(expired).min(self.pending.len());
-                self.pending.drain(..n);
-                return;
-            };
-            let resolved = front.column(col::RESOLVED).as_primitive::<TimestampMillisecondType>();
-            let expired =
-                (0..front.num_rows()).take_while(|&i| resolved.is_valid(i) && resolved.value(i) < cutoff).count();
-            let drop = surplus.max(expired).min(front.num_rows());
-            if drop == 0 {
-                return;
-            }
-            self.chunk_rows -= drop;
-            if drop == front.num_rows() {
-                self.chunks.pop_front();
-            } else {
-                let rest = front.slice(drop, front.num_rows() - drop);
-                self.chunks[0] = rest;
-                return;
-            }
-        }
-    }
-
-    /// The table: resolved incidents, oldest first, then `open` in one last batch.
-    pub(crate) fn snapshot(&self, open: &[Incident]) -> Vec<RecordBatch> {
-        let mut out: Vec<RecordBatch> = self.chunks.iter().cloned().collect();
-        let tail: Vec<Incident> = self.pending.iter().chain(open).cloned().collect();
-        match to_batch(&tail) {
-            Ok(b) if b.num_rows() > 0 => out.push(b),
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "Building the incidents snapshot failed. This is a bug."),
-        }
-        out
+    fn aged_from(&self) -> Option<i64> {
+        self.resolved_at_ms
     }
 }
 
-fn to_batch(incidents: &[Incident]) -> Result<RecordBatch, ArrowError> {
-    let n = incidents.len();
+fn to_batch<'a>(incidents: impl Iterator<Item = &'a Incident> + Clone) -> Result<RecordBatch, ArrowError> {
+    let n = incidents.clone().count();
     let mut s: [StringBuilder; 10] = std::array::from_fn(|_| StringBuilder::with_capacity(n, n * 32));
     let mut t: [TimestampMillisecondBuilder; 4] =
         std::array::from_fn(|_| TimestampMillisecondBuilder::with_capacity(n));
@@ -261,7 +200,7 @@ mod tests {
     fn incidents_round_trip_through_the_table() {
         let mut log = IncidentLog::new(1000, i64::MAX);
         for n in 0..300 {
-            log.push(incident(n, Some(5000)), 6000);
+            log.push(incident(n, Some(5000)));
         }
         let open = [incident(300, None)];
         let batches = log.snapshot(&open);
@@ -281,7 +220,8 @@ mod tests {
     fn retention_by_count_and_age() {
         let mut log = IncidentLog::new(100, 1000);
         for n in 0..600 {
-            log.push(incident(n, Some(n as i64 * 10)), n as i64 * 10);
+            log.push(incident(n, Some(n as i64 * 10)));
+            log.retain(n as i64 * 10);
         }
         assert_eq!(log.len(), 100);
         let ids: Vec<String> = read(&log.snapshot(&[]), |_, _| true).into_iter().map(|i| i.id).collect();

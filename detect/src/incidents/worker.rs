@@ -307,8 +307,9 @@ impl Worker {
         if !closed.is_empty() || open.is_some() || !merged.is_empty() {
             let mut s = self.shared.incidents.lock();
             for inc in closed {
-                s.log.push(inc, wall);
+                s.log.push(inc);
             }
+            s.log.retain(wall);
             if let Some(open) = open {
                 s.open = open;
             }
