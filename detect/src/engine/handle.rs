@@ -16,7 +16,7 @@ use crate::verdict::ForecastPoint;
 /// A cheap, cloneable view of the engine for readers.
 #[derive(Debug, Clone)]
 pub struct DetectHandle {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
 /// Which series to forecast, and how far.

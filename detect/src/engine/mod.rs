@@ -115,7 +115,7 @@ pub struct Engine {
     threads: Vec<std::thread::JoinHandle<()>>,
     /// The thread that refits the group forests and compares siblings (`online.rs`), stopped after the
     /// shard threads.
-    background: (Arc<Shared>, Option<std::thread::JoinHandle<()>>),
+    background: std::thread::JoinHandle<()>,
 }
 
 impl Engine {
@@ -157,7 +157,7 @@ impl Engine {
                 .spawn(move || online::run(&shared))
                 .map_err(EngineError::Spawn)?
         };
-        Ok(Self { handle: DetectHandle::new(Arc::clone(&shared)), threads, background: (shared, Some(background)) })
+        Ok(Self { handle: DetectHandle::new(shared), threads, background })
     }
 
     pub fn handle(&self) -> DetectHandle {
@@ -167,16 +167,15 @@ impl Engine {
     /// Waits for every worker to finish: they do once the buffer is closed and read to its end. Dropping
     /// the engine's write-back senders with them lets the write-back consumer end.
     pub async fn join(self) {
-        let threads = self.threads;
-        let (shared, background) = self.background;
+        let Self { handle, threads, background } = self;
         let joined = tokio::task::spawn_blocking(move || {
             for t in threads {
                 if t.join().is_err() {
                     tracing::error!("A detection thread panicked. This is a bug.");
                 }
             }
-            shared.online.stop();
-            if background.is_some_and(|t| t.join().is_err()) {
+            handle.shared.online.stop();
+            if background.join().is_err() {
                 tracing::error!("The detection background thread panicked. This is a bug.");
             }
         });
