@@ -4,23 +4,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::QueryError;
-use super::eval::{Ctx, Sample, Value, scalar, vector};
-use super::functions::{KahanSum, variance};
+use super::eval::{Ctx, Sample, Value, project, scalar, vector};
+use super::functions::{kahan_sum, max_of, min_of, variance};
 use super::plan::{AggOp, Aggregate};
-use crate::own_series::{Labels, METRIC_NAME};
-
-/// The labels a sample is grouped by: only the `by` labels, or all but the `without` labels and the name.
-fn group_key(labels: &Labels, a: &Aggregate) -> Labels {
-    if a.without {
-        labels.iter().filter(|(k, _)| *k != METRIC_NAME && !a.labels.contains(k)).map(clone_pair).collect()
-    } else {
-        labels.iter().filter(|(k, _)| a.labels.contains(k)).map(clone_pair).collect()
-    }
-}
-
-fn clone_pair((k, v): (&String, &String)) -> (String, String) {
-    (k.clone(), v.clone())
-}
+use crate::own_series::Labels;
 
 pub(super) fn aggregate(a: &Aggregate, t: i64, ctx: Ctx) -> Result<Value, QueryError> {
     let param = a.param.as_ref().map(|p| scalar(p, t, ctx)).transpose()?;
@@ -29,7 +16,8 @@ pub(super) fn aggregate(a: &Aggregate, t: i64, ctx: Ctx) -> Result<Value, QueryE
     let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut groups: Vec<(Labels, Vec<Sample>)> = Vec::new();
     for s in input {
-        let key = group_key(&s.labels, a);
+        // Only the `by` labels, or all but the `without` labels and the name.
+        let key = project(&s.labels, &a.labels, !a.without);
         match index.get(&key) {
             Some(&i) => groups[i].1.push(s),
             None => {
@@ -70,15 +58,12 @@ fn top(op: AggOp, k: f64, mut samples: Vec<Sample>) -> Vec<Sample> {
 fn reduce(op: AggOp, param: f64, values: impl Iterator<Item = f64> + Clone) -> f64 {
     let count = values.clone().count() as f64;
     match op {
-        AggOp::Sum | AggOp::Avg => {
-            let mut sum = KahanSum::default();
-            values.for_each(|v| sum.add(v));
-            if op == AggOp::Sum { sum.value() } else { sum.value() / count }
-        }
+        AggOp::Sum => kahan_sum(values),
+        AggOp::Avg => kahan_sum(values) / count,
         AggOp::Count => count,
         AggOp::Group => 1.0,
-        AggOp::Max => values.fold(f64::NAN, |m, v| if v > m || m.is_nan() { v } else { m }),
-        AggOp::Min => values.fold(f64::NAN, |m, v| if v < m || m.is_nan() { v } else { m }),
+        AggOp::Max => max_of(values),
+        AggOp::Min => min_of(values),
         AggOp::Stdvar => variance(values),
         AggOp::Stddev => variance(values).sqrt(),
         AggOp::Quantile => quantile(param, values.collect()),

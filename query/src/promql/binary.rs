@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::QueryError;
-use super::eval::{Ctx, Sample, Value, drop_name, eval, type_error};
+use super::eval::{Ctx, Sample, Value, drop_name, eval, project, type_error};
 use super::plan::{BinOp, Binary, Card};
 use crate::own_series::{Labels, METRIC_NAME};
 
@@ -74,11 +74,7 @@ fn vector_scalar(b: &Binary, v: Vec<Sample>, s: f64, scalar_left: bool) -> Vec<S
 
 /// The labels two series are matched on: `on` keeps the listed labels, `ignoring` drops them and the name.
 fn signature(labels: &Labels, b: &Binary) -> Labels {
-    labels
-        .iter()
-        .filter(|(k, _)| if b.on { b.labels.contains(k) } else { *k != METRIC_NAME && !b.labels.contains(k) })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+    project(labels, &b.labels, b.on)
 }
 
 fn set(b: &Binary, lhs: Vec<Sample>, rhs: Vec<Sample>) -> Vec<Sample> {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::QueryError;
 use super::plan::{Func, Node, Sel};
-use crate::own_series::Labels;
+use crate::own_series::{Labels, METRIC_NAME};
 
 /// One element of an instant vector.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,11 +112,17 @@ pub(super) fn type_error(what: &str, got: &Value) -> QueryError {
 
 /// The labels without `__name__` (shared when there was none).
 pub(super) fn drop_name(labels: &Arc<Labels>) -> Arc<Labels> {
-    if labels.contains_key(crate::own_series::METRIC_NAME) {
-        Arc::new(super::plan::without_name(labels))
-    } else {
-        Arc::clone(labels)
-    }
+    if labels.contains_key(METRIC_NAME) { Arc::new(super::plan::without_name(labels)) } else { Arc::clone(labels) }
+}
+
+/// The labels a grouping or a vector match reads: only `listed` (`by`, `on`), or all but `listed` and the
+/// name (`without`, `ignoring`).
+pub(super) fn project(labels: &Labels, listed: &[String], only_listed: bool) -> Labels {
+    labels
+        .iter()
+        .filter(|(k, _)| if only_listed { listed.contains(k) } else { *k != METRIC_NAME && !listed.contains(k) })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Whether the expression's top keeps its own order (Prometheus returns these instant vectors unsorted).

@@ -184,6 +184,23 @@ impl KahanSum {
     }
 }
 
+/// The Kahan-Babuška sum of `values`.
+pub(super) fn kahan_sum(values: impl Iterator<Item = f64>) -> f64 {
+    let mut sum = KahanSum::default();
+    values.for_each(|v| sum.add(v));
+    sum.value()
+}
+
+/// The largest of `values`; NaN loses to any number, as in Prometheus (NaN when there are none).
+pub(super) fn max_of(values: impl Iterator<Item = f64>) -> f64 {
+    values.fold(f64::NAN, |m, v| if v > m || m.is_nan() { v } else { m })
+}
+
+/// The smallest of `values`; NaN loses to any number, as in Prometheus (NaN when there are none).
+pub(super) fn min_of(values: impl Iterator<Item = f64>) -> f64 {
+    values.fold(f64::NAN, |m, v| if v < m || m.is_nan() { v } else { m })
+}
+
 /// Population variance, by Welford's method as Prometheus computes `stdvar_over_time` and `stdvar`.
 pub(super) fn variance(values: impl Iterator<Item = f64>) -> f64 {
     let (mut count, mut mean, mut m2) = (0.0, 0.0, 0.0);
@@ -201,14 +218,10 @@ fn over_time(o: OverTime, points: &[(i64, f64)]) -> f64 {
     match o {
         OverTime::Count => points.len() as f64,
         OverTime::Last => points.last().map_or(f64::NAN, |&(_, v)| v),
-        OverTime::Sum | OverTime::Avg => {
-            let mut sum = KahanSum::default();
-            values.for_each(|v| sum.add(v));
-            if o == OverTime::Sum { sum.value() } else { sum.value() / points.len() as f64 }
-        }
-        // NaN loses to any number, as in Prometheus.
-        OverTime::Max => values.fold(f64::NAN, |m, v| if v > m || m.is_nan() { v } else { m }),
-        OverTime::Min => values.fold(f64::NAN, |m, v| if v < m || m.is_nan() { v } else { m }),
+        OverTime::Sum => kahan_sum(values),
+        OverTime::Avg => kahan_sum(values) / points.len() as f64,
+        OverTime::Max => max_of(values),
+        OverTime::Min => min_of(values),
         OverTime::Stdvar => variance(values),
         OverTime::Stddev => variance(values).sqrt(),
     }
