@@ -83,16 +83,14 @@ impl CorrelateHandle {
 
     /// The incidents `q` selects, oldest opening first, and how many matched before `q.limit`.
     pub fn incidents(&self, q: &IncidentQuery<'_>) -> (Vec<Incident>, usize) {
-        let mut out: Vec<Incident> = table::read(&self.incidents_table(), |tenant, _| tenant == q.tenant)
-            .into_iter()
-            .filter(|i| {
-                let from = i.started_at_ms.min(i.opened_at_ms);
-                let to = i.resolved_at_ms.map_or(i64::MAX, |r| r.max(i.last_signal_ms));
-                q.start_ms.is_none_or(|s| to >= s)
-                    && q.end_ms.is_none_or(|e| from <= e)
-                    && q.status.is_none_or(|s| i.status == s)
-            })
-            .collect();
+        let mut out = table::read(&self.incidents_table(), |h| {
+            let from = h.started_at_ms.min(h.opened_at_ms);
+            let to = h.resolved_at_ms.map_or(i64::MAX, |r| r.max(h.last_signal_ms));
+            h.tenant == q.tenant
+                && q.start_ms.is_none_or(|s| to >= s)
+                && q.end_ms.is_none_or(|e| from <= e)
+                && q.status.is_none_or(|s| h.status == s)
+        });
         out.sort_by(|a, b| (a.opened_at_ms, &a.id).cmp(&(b.opened_at_ms, &b.id)));
         let matched = out.len();
         if matched > q.limit {
@@ -104,7 +102,7 @@ impl CorrelateHandle {
     /// One incident of the tenant by id; an id merged into another answers with that one.
     pub fn incident(&self, tenant: &str, id: &str) -> Option<Incident> {
         let id = self.shared.incidents.lock().aliases.get(id).cloned().unwrap_or_else(|| id.to_owned());
-        table::read(&self.incidents_table(), |t, i| t == tenant && i == id).into_iter().next()
+        table::read(&self.incidents_table(), |h| h.tenant == tenant && h.id == id).into_iter().next()
     }
 
     /// The spans, log lines and exemplar samples Vigil holds for the tenant's trace.

@@ -123,8 +123,20 @@ fn to_batch<'a>(incidents: impl Iterator<Item = &'a Incident> + Clone) -> Result
     RecordBatch::try_new(schema(), columns)
 }
 
-/// The incidents of `batches` for which `keep(tenant, id)` holds, as rows.
-pub(crate) fn read(batches: &[RecordBatch], keep: impl Fn(&str, &str) -> bool) -> Vec<Incident> {
+/// What selects an incident: its plain columns, read before its JSON parts are parsed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Head<'a> {
+    pub(crate) tenant: &'a str,
+    pub(crate) id: &'a str,
+    pub(crate) status: Status,
+    pub(crate) opened_at_ms: i64,
+    pub(crate) resolved_at_ms: Option<i64>,
+    pub(crate) started_at_ms: i64,
+    pub(crate) last_signal_ms: i64,
+}
+
+/// The incidents of `batches` for which `keep` holds, as rows.
+pub(crate) fn read(batches: &[RecordBatch], keep: impl Fn(&Head<'_>) -> bool) -> Vec<Incident> {
     let mut out = Vec::new();
     for b in batches {
         read_batch(b, &keep, &mut out);
@@ -132,7 +144,7 @@ pub(crate) fn read(batches: &[RecordBatch], keep: impl Fn(&str, &str) -> bool) -
     out
 }
 
-fn read_batch(b: &RecordBatch, keep: &impl Fn(&str, &str) -> bool, out: &mut Vec<Incident>) -> Option<()> {
+fn read_batch(b: &RecordBatch, keep: &impl Fn(&Head<'_>) -> bool, out: &mut Vec<Incident>) -> Option<()> {
     let s = |i: usize| b.column(i).as_string_opt::<i32>();
     let t = |i: usize| b.column(i).as_primitive_opt::<TimestampMillisecondType>();
     let (id, tenant, title, severity, status) =
@@ -142,19 +154,28 @@ fn read_batch(b: &RecordBatch, keep: &impl Fn(&str, &str) -> bool, out: &mut Vec
     let confidence = b.column(col::CONFIDENCE).as_primitive_opt::<Float64Type>()?;
     let (services, evidence, timeline) = (s(col::SERVICES)?, s(col::EVIDENCE)?, s(col::TIMELINE)?);
     for i in 0..b.num_rows() {
-        if !keep(tenant.value(i), id.value(i)) {
-            continue;
-        }
-        out.push(Incident {
-            id: id.value(i).to_owned(),
-            tenant: tenant.value(i).to_owned(),
-            title: title.value(i).to_owned(),
-            severity: Severity::parse(severity.value(i)).unwrap_or(Severity::P3),
+        let head = Head {
+            tenant: tenant.value(i),
+            id: id.value(i),
             status: Status::parse(status.value(i)).unwrap_or(Status::Open),
             opened_at_ms: opened.value(i),
             resolved_at_ms: resolved.is_valid(i).then(|| resolved.value(i)),
             started_at_ms: started.value(i),
             last_signal_ms: last.value(i),
+        };
+        if !keep(&head) {
+            continue;
+        }
+        out.push(Incident {
+            id: head.id.to_owned(),
+            tenant: head.tenant.to_owned(),
+            title: title.value(i).to_owned(),
+            severity: Severity::parse(severity.value(i)).unwrap_or(Severity::P3),
+            status: head.status,
+            opened_at_ms: head.opened_at_ms,
+            resolved_at_ms: head.resolved_at_ms,
+            started_at_ms: head.started_at_ms,
+            last_signal_ms: head.last_signal_ms,
             root_cause: root.is_valid(i).then(|| RootCause {
                 service: root.value(i).to_owned(),
                 confidence: if confidence.is_valid(i) { confidence.value(i) } else { 0.0 },
@@ -206,13 +227,13 @@ mod tests {
         let batches = log.snapshot(&open);
         assert_eq!(batches.len(), 2, "one chunk of 256, then the rest with the open one");
         assert!(batches.iter().all(|b| b.schema() == schema()));
-        let all = read(&batches, |_, _| true);
+        let all = read(&batches, |_| true);
         assert_eq!(all.len(), 301);
         for (n, got) in all.iter().enumerate() {
             let want = incident(n, (n < 300).then_some(5000));
             assert_eq!(got, &want);
         }
-        let b_only = read(&batches, |tenant, _| tenant == "b");
+        let b_only = read(&batches, |h| h.tenant == "b");
         assert_eq!(b_only.len(), 150);
     }
 
@@ -224,7 +245,7 @@ mod tests {
             log.retain(n as i64 * 10);
         }
         assert_eq!(log.len(), 100);
-        let ids: Vec<String> = read(&log.snapshot(&[]), |_, _| true).into_iter().map(|i| i.id).collect();
+        let ids: Vec<String> = read(&log.snapshot(&[]), |_| true).into_iter().map(|i| i.id).collect();
         assert_eq!(ids.first().map(String::as_str), Some("inc500"));
         // Much later, everything has aged out.
         log.retain(1_000_000);
