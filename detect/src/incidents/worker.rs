@@ -322,13 +322,16 @@ impl Worker {
 
     /// Hands the derived series to the metrics path without waiting: a full channel drops them (counted).
     fn send_bodies(&mut self) {
+        let live = self.shared.live.load(Ordering::Relaxed);
+        let Some(tx) = self.write_back.as_ref().filter(|_| live && self.write_red) else {
+            self.bodies.clear();
+            return;
+        };
         let (bodies, failed) = self.bodies.drain();
         let m = &self.shared.metrics;
         if failed > 0 {
             m.derived_dropped("refused", failed);
         }
-        let live = self.shared.live.load(Ordering::Relaxed);
-        let Some(tx) = self.write_back.as_ref().filter(|_| live && self.write_red) else { return };
         for wb in bodies {
             let samples = wb.samples;
             match tx.try_send(wb) {

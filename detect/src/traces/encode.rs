@@ -47,6 +47,12 @@ impl Bodies {
         }
     }
 
+    /// Forgets every body (nothing is to be sent: not even compressed).
+    pub(crate) fn clear(&mut self) {
+        self.full.clear();
+        self.open.clear();
+    }
+
     /// Every non-empty body, snappy-compressed; empty afterwards. Bodies that fail to compress (a bug) are
     /// returned as their sample count in the second value.
     pub(crate) fn drain(&mut self) -> (Vec<WriteBack>, u64) {
