@@ -301,26 +301,14 @@ async fn series(State(api): State<Arc<PromApi>>, method: Method, headers: Header
     let mut found = matching_series(&api.store, &tenant, &s);
     found.sort();
     let (found, warnings) = limited(found, s.limit);
-    let mut data = String::from("[");
-    for (i, labels) in found.iter().enumerate() {
-        if i > 0 {
-            data.push(',');
-        }
-        json::write_labels(&mut data, labels);
-    }
-    data.push(']');
+    let mut data = String::new();
+    json::write_list(&mut data, &found, |out, labels| json::write_labels(out, labels));
     json::success(&data, &warnings)
 }
 
 fn string_list(items: &[String], warnings: &[String]) -> Response {
-    let mut data = String::from("[");
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            data.push(',');
-        }
-        json::write_str(&mut data, item);
-    }
-    data.push(']');
+    let mut data = String::new();
+    json::write_list(&mut data, items, |out, item| json::write_str(out, item));
     json::success(&data, warnings)
 }
 

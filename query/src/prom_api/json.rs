@@ -56,6 +56,22 @@ pub(crate) fn write_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// `[<item>,…]`, each item written by `write`.
+pub(crate) fn write_list<T>(
+    out: &mut String,
+    items: impl IntoIterator<Item = T>,
+    mut write: impl FnMut(&mut String, T),
+) {
+    out.push('[');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write(out, item);
+    }
+    out.push(']');
+}
+
 pub(crate) fn write_labels(out: &mut String, labels: &Labels) {
     out.push('{');
     for (i, (k, v)) in labels.iter().enumerate() {
@@ -79,38 +95,27 @@ fn write_point(out: &mut String, ms: i64, value: &str) {
 }
 
 fn write_vector(out: &mut String, v: &[Sample], t_ms: i64) {
-    out.push_str(r#"{"resultType":"vector","result":["#);
-    for (i, s) in v.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
+    out.push_str(r#"{"resultType":"vector","result":"#);
+    write_list(out, v, |out, s| {
         out.push_str(r#"{"metric":"#);
         write_labels(out, &s.labels);
         out.push_str(r#","value":"#);
         write_point(out, t_ms, &format_value(s.value));
         out.push('}');
-    }
-    out.push_str("]}");
+    });
+    out.push('}');
 }
 
 pub(crate) fn write_matrix(out: &mut String, m: &[RangeSeries]) {
-    out.push_str(r#"{"resultType":"matrix","result":["#);
-    for (i, s) in m.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
+    out.push_str(r#"{"resultType":"matrix","result":"#);
+    write_list(out, m, |out, s| {
         out.push_str(r#"{"metric":"#);
         write_labels(out, &s.labels);
-        out.push_str(r#","values":["#);
-        for (j, &(ts, v)) in s.points.iter().enumerate() {
-            if j > 0 {
-                out.push(',');
-            }
-            write_point(out, ts, &format_value(v));
-        }
-        out.push_str("]}");
-    }
-    out.push_str("]}");
+        out.push_str(r#","values":"#);
+        write_list(out, &s.points, |out, &(ts, v)| write_point(out, ts, &format_value(v)));
+        out.push('}');
+    });
+    out.push('}');
 }
 
 /// An instant query's `data`.
@@ -137,14 +142,8 @@ pub(crate) fn success(data: &str, warnings: &[String]) -> Response {
     out.push_str(r#"{"status":"success","data":"#);
     out.push_str(data);
     if !warnings.is_empty() {
-        out.push_str(r#","warnings":["#);
-        for (i, w) in warnings.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            write_str(&mut out, w);
-        }
-        out.push(']');
+        out.push_str(r#","warnings":"#);
+        write_list(&mut out, warnings, |out, w| write_str(out, w));
     }
     out.push('}');
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], out).into_response()
