@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use vigil_benches::thread_cpu_ns;
 use vigil_detect::iforest::{IsolationForest, IsolationForestParams};
 use vigil_detect::roc::auroc;
 
@@ -136,13 +137,10 @@ fn fit_cpu_secs(params: &IsolationForestParams, rows: &[f64], d: usize, secs: f6
     Ok((thread_cpu_secs()? - cpu_start) / fits as f64)
 }
 
-/// CPU time of the calling thread, from the scheduler's own accounting (nanoseconds, unlike the
-/// 10 ms ticks of `/proc/self/stat`). The machine is shared, so wall time alone would charge Vigil
-/// for time other processes held the core.
+/// CPU time of the calling thread ([`thread_cpu_ns`]: nanoseconds, unlike the 10 ms ticks of
+/// `/proc/self/stat`).
 fn thread_cpu_secs() -> Result<f64, BoxError> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat")?;
-    let ns: u64 = text.split_whitespace().next().ok_or("empty schedstat")?.parse()?;
-    Ok(ns as f64 * 1e-9)
+    Ok(thread_cpu_ns(None)? as f64 * 1e-9)
 }
 
 fn read_csv(path: &Path) -> Result<(Vec<f64>, Vec<bool>, usize), BoxError> {
