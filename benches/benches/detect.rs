@@ -30,21 +30,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::{EngineRig, gauss};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use linfa::prelude::Predict;
 use ndarray::Array2;
-use tokio::sync::mpsc;
-use vigil_benches::{EncodedSeries, encode_request, series};
+use vigil_benches::thread_cpu_ns;
 use vigil_detect::iforest::IsolationForest;
-use vigil_detect::{DetectConfig, DetectMetrics, Engine, EngineInputs, SeriesDetector, Settings, WriteBack};
-use vigil_ingest::buffer::{BufferConfig, MetricsBuffer};
-use vigil_ingest::limits::IngestLimits;
-use vigil_ingest::remote_write::{RemoteWriteVersion, receive};
-use vigil_ingest::series::{MetadataStore, SeriesRegistry, SeriesRegistryConfig, Tenant};
+use vigil_detect::{DetectConfig, SeriesDetector, Settings};
+use vigil_ingest::buffer::BufferConfig;
 
 const SERIES: usize = 10_000;
 /// Rounds fed before measuring: a day of one-minute samples, five days of five-minute ones. Every series
@@ -56,11 +54,6 @@ const SPIKE_ONE_IN: u32 = 2_000;
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64 / 60_000 * 60_000
-}
-
-fn gauss(rng: &mut fastrand::Rng) -> f64 {
-    let (u, v) = (rng.f64().max(1e-12), rng.f64());
-    (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,12 +202,9 @@ fn observe_all(detectors: &mut [SeriesDetector], settings: &Settings, ts: &[i64]
     scored
 }
 
-/// CPU time this thread has run (`/proc/thread-self/schedstat`, in ns). The kernel brings it up to date at
-/// context switches and scheduler ticks, so a span read with it is right to within a tick or two (a few ms,
-/// either way): time spans of 100 ms or more.
+/// CPU time this thread has run ([`thread_cpu_ns`]: time spans of 100 ms or more).
 fn thread_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
-    Duration::from_nanos(stat.split_whitespace().next().unwrap().parse().unwrap())
+    Duration::from_nanos(thread_cpu_ns(None).unwrap())
 }
 
 /// Rounds per iteration of `ensemble/10k_series_thread_cpu`: 250 000 samples, about 100 ms.
@@ -377,100 +367,28 @@ fn iforest(c: &mut Criterion) {
 const ENGINE_ROUNDS: usize = 4;
 
 /// A running engine on a one-shard buffer, and a scraper of 10 000 series writing into it.
-struct EngineRig {
-    runtime: tokio::runtime::Runtime,
-    buffer: Arc<MetricsBuffer>,
-    registry: Arc<SeriesRegistry>,
-    metadata: MetadataStore,
-    limits: IngestLimits,
-    metrics: DetectMetrics,
-    engine: Option<Engine>,
-    series: Vec<EncodedSeries>,
+struct EngineBench {
+    rig: EngineRig,
+    /// The series' values: the gauge/counter/flat mix, all on a one-minute scrape.
     shapes: Fleet,
-    body: Vec<u8>,
-    snappy: snap::raw::Encoder,
 }
 
-impl EngineRig {
+impl EngineBench {
     fn new(batch_rows: usize, config: &DetectConfig) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let buffer = MetricsBuffer::new(BufferConfig {
-            shards: 1,
-            batch_rows,
-            max_bytes: 256 << 20,
-            // Nothing runs the periodic sealer here: batches seal when full or by `seal_all`.
-            ..BufferConfig::default()
-        });
-        let registry = Arc::new(SeriesRegistry::new(&SeriesRegistryConfig::default(), "anonymous"));
-        let metrics = DetectMetrics::default();
-        let (tx, mut rx) = mpsc::channel::<WriteBack>(1024);
-        let engine = {
-            let _enter = runtime.enter();
-            // Write-back bodies are taken off the channel as the topology does, and discarded.
-            runtime.spawn(async move { while rx.recv().await.is_some() {} });
-            let inputs = EngineInputs {
-                buffer: Arc::clone(&buffer),
-                registry: Arc::clone(&registry),
-                metrics: metrics.clone(),
-                write_back: Some(tx),
-                replaying: false,
-            };
-            Engine::start(config, inputs).unwrap()
-        };
-        // Real label sets (Kubernetes-like, 6 to 9 labels); values from the gauge/counter/flat mix, all on a
-        // one-minute scrape.
-        let series = series::generate(SERIES).into_iter().map(EncodedSeries::new).collect();
+        let rig = EngineRig::start(SERIES, batch_rows, config);
         let mut shapes = Fleet::new(&Settings::default(), SERIES);
         for s in &mut shapes.shapes {
             s.interval_ms = 60_000;
         }
         shapes.start_ms = now_ms() - 200 * 60_000;
-        Self {
-            runtime,
-            buffer,
-            registry,
-            metadata: MetadataStore::default(),
-            limits: IngestLimits::default(),
-            metrics,
-            engine: Some(engine),
-            series,
-            shapes,
-            body: Vec::new(),
-            snappy: snap::raw::Encoder::new(),
-        }
+        Self { rig, shapes }
     }
 
     /// Receives `rounds` scrape rounds (one request of 10 000 samples each) into the buffer.
     fn write(&mut self, rounds: usize) {
         for _ in 0..rounds {
             self.shapes.next_round();
-            self.body.clear();
-            let values = &self.shapes.values;
-            encode_request(&mut self.body, &self.series, self.shapes.ts[0], |i| values[i]);
-            let compressed = self.snappy.compress_vec(&self.body).unwrap();
-            receive(
-                &compressed,
-                RemoteWriteVersion::V1,
-                Tenant::DEFAULT,
-                &self.limits,
-                &self.registry,
-                &self.metadata,
-                &self.buffer,
-            )
-            .unwrap();
-        }
-    }
-
-    fn seen(&self) -> u64 {
-        self.metrics.samples_scored.get() + self.metrics.samples_skipped.get_or_create(&reason("out_of_order")).get()
-    }
-
-    /// Waits until the engine has taken `target` samples (scored or skipped), or panics after 60 s.
-    fn wait_for(&self, target: u64) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.seen() < target {
-            assert!(Instant::now() < deadline, "the engine took {} of {target} samples in 60 s", self.seen());
-            std::thread::sleep(Duration::from_micros(50));
+            self.rig.write(self.shapes.ts[0], &self.shapes.values);
         }
     }
 
@@ -478,10 +396,10 @@ impl EngineRig {
     /// counters move once per batch, and one batch of at most 65 536 rows takes well under that).
     fn drain(&self) {
         let deadline = Instant::now() + Duration::from_secs(300);
-        let (mut last, mut still_since) = (self.seen(), Instant::now());
+        let (mut last, mut still_since) = (self.rig.seen(), Instant::now());
         while still_since.elapsed() < Duration::from_secs(5) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
-            let now = self.seen();
+            let now = self.rig.seen();
             if now != last {
                 (last, still_since) = (now, Instant::now());
             }
@@ -492,31 +410,20 @@ impl EngineRig {
     /// and checks that a round is then scored whole.
     fn warm(mut self) -> Self {
         self.write(100);
-        self.buffer.seal_all();
+        self.rig.buffer.seal_all();
         self.drain();
-        let before = self.seen();
+        let before = self.rig.seen();
         self.write(1);
-        self.buffer.seal_all();
+        self.rig.buffer.seal_all();
         self.drain();
-        let scored = self.seen() - before;
+        let scored = self.rig.seen() - before;
         eprintln!(
             "engine: {} series tracked; {scored} of {SERIES} samples of a round scored",
-            self.metrics.series.get()
+            self.rig.metrics.series.get()
         );
         assert_eq!(scored as usize, SERIES, "the engine is not warm");
         self
     }
-
-    fn stop(mut self) {
-        self.buffer.close();
-        if let Some(engine) = self.engine.take() {
-            self.runtime.block_on(engine.join());
-        }
-    }
-}
-
-fn reason(reason: &'static str) -> vigil_detect::telemetry::ReasonLabels {
-    vigil_detect::telemetry::ReasonLabels { reason }
 }
 
 /// `engine/<name>`: `iters` times, [`ENGINE_ROUNDS`] rounds through a rig made on first use (a filter that
@@ -528,24 +435,24 @@ fn engine_bench(c: &mut Criterion, name: &str, batch_rows: usize, config: &Detec
     group.throughput(Throughput::Elements(samples));
     let mut rig = None;
     group.bench_function(name, |b| {
-        let rig = rig.get_or_insert_with(|| EngineRig::new(batch_rows, config).warm());
+        let bench = rig.get_or_insert_with(|| EngineBench::new(batch_rows, config).warm());
         b.iter_custom(|iters| {
             let mut timed = Duration::ZERO;
             for _ in 0..iters {
-                let target = rig.seen() + samples;
+                let target = bench.rig.seen() + samples;
                 let start = Instant::now();
-                rig.write(ENGINE_ROUNDS);
+                bench.write(ENGINE_ROUNDS);
                 let start = if receive_timed { start } else { Instant::now() };
-                rig.buffer.seal_all();
-                rig.wait_for(target);
+                bench.rig.buffer.seal_all();
+                bench.rig.wait_for(target, Duration::from_secs(60));
                 timed += start.elapsed();
             }
             timed
         });
     });
     group.finish();
-    if let Some(rig) = rig {
-        rig.stop();
+    if let Some(bench) = rig {
+        bench.rig.stop();
     }
 }
 

@@ -1,8 +1,8 @@
 //! What the group isolation forests cost the detection engine: samples per CPU-second of the one detection
 //! thread, with `detect.iforest` on and off, everything else at the defaults (peers on, write-back on).
 //!
-//! A one-shard metrics buffer feeds a running [`Engine`] (so one detection thread, `vigil-detect-0`).
-//! 10 000 Kubernetes-like series ([`series::generate`]: six jobs, so six forest groups of about 1 700
+//! A one-shard metrics buffer feeds a running [`vigil_detect::Engine`] (so one detection thread, `vigil-detect-0`).
+//! 10 000 Kubernetes-like series ([`vigil_benches::series::generate`]: six jobs, so six forest groups of about 1 700
 //! series) are scraped every minute: 60 % seasonal gauges, 30 % counters (reset now and then), 10 % flat,
 //! levels over six orders of magnitude, a spike in about one sample of 2 000. Before measuring, 100 rounds
 //! warm every detector up and give every group a fitted forest (checked). Each iteration receives four
@@ -21,18 +21,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{EngineRig, gauss};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tokio::sync::mpsc;
-use vigil_benches::{EncodedSeries, encode_request, series};
+use vigil_benches::thread_cpu_ns;
+use vigil_detect::DetectConfig;
 use vigil_detect::config::IforestConfig;
-use vigil_detect::{DetectConfig, DetectMetrics, Engine, EngineInputs, WriteBack};
-use vigil_ingest::buffer::{BufferConfig, MetricsBuffer};
-use vigil_ingest::limits::IngestLimits;
-use vigil_ingest::remote_write::{RemoteWriteVersion, receive};
-use vigil_ingest::series::{MetadataStore, SeriesRegistry, SeriesRegistryConfig, Tenant};
+use vigil_ingest::buffer::BufferConfig;
 
 const SERIES: usize = 10_000;
 /// Scrape rounds per measured batch.
@@ -42,11 +40,6 @@ const ROUNDS: usize = 4;
 const WARM_ROUNDS: usize = 100;
 const STEP_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
-
-fn gauss(rng: &mut fastrand::Rng) -> f64 {
-    let (u, v) = (rng.f64().max(1e-12), rng.f64());
-    (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-}
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -108,19 +101,18 @@ impl Values {
     }
 }
 
-/// Nanoseconds thread `tid` of this process has run, from the scheduler's statistics.
-fn thread_cpu_ns(tid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).unwrap();
-    stat.split_whitespace().next().unwrap().parse().unwrap()
+/// Nanoseconds thread `tid` of this process has run.
+fn cpu_ns(tid: u32) -> u64 {
+    thread_cpu_ns(Some(tid)).unwrap()
 }
 
 /// Waits until a thread's CPU time has not moved for 50 ms (on a busy machine a running thread can wait
 /// several milliseconds for a core); returns it.
 fn settle(tid: u32) -> u64 {
-    let mut last = thread_cpu_ns(tid);
+    let mut last = cpu_ns(tid);
     loop {
         std::thread::sleep(Duration::from_millis(50));
-        let now = thread_cpu_ns(tid);
+        let now = cpu_ns(tid);
         if now == last {
             return now;
         }
@@ -138,101 +130,46 @@ fn find_thread(name: &str) -> u32 {
     panic!("no thread named {name}");
 }
 
-/// A running engine on a one-shard buffer and the scraper writing into it.
+/// A running engine on a one-shard buffer, the scraper writing into it, and the threads measured.
 struct Rig {
-    runtime: tokio::runtime::Runtime,
-    buffer: Arc<MetricsBuffer>,
-    registry: Arc<SeriesRegistry>,
-    metadata: MetadataStore,
-    limits: IngestLimits,
-    metrics: DetectMetrics,
-    engine: Option<Engine>,
-    series: Vec<EncodedSeries>,
+    rig: EngineRig,
     values: Values,
-    body: Vec<u8>,
-    snappy: snap::raw::Encoder,
     shard_tid: u32,
     models_tid: u32,
 }
 
 impl Rig {
     fn new(iforest: bool) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let buffer = MetricsBuffer::new(BufferConfig {
-            shards: 1,
-            // The default batch size (8192 rows): batches seal as the rounds are received (a request's
-            // 10 000 rows go into one batch, which then seals).
-            batch_rows: BufferConfig::default().batch_rows,
-            max_bytes: 256 << 20,
-            ..BufferConfig::default()
-        });
-        let registry = Arc::new(SeriesRegistry::new(&SeriesRegistryConfig::default(), "anonymous"));
-        let metrics = DetectMetrics::default();
-        let (tx, mut rx) = mpsc::channel::<WriteBack>(1024);
         let config = DetectConfig {
             iforest: IforestConfig { enabled: iforest, ..IforestConfig::default() },
             ..DetectConfig::default()
         };
-        let engine = {
-            let _enter = runtime.enter();
-            // Write-back bodies are taken off the channel as the topology does, and discarded.
-            runtime.spawn(async move { while rx.recv().await.is_some() {} });
-            let inputs = EngineInputs {
-                buffer: Arc::clone(&buffer),
-                registry: Arc::clone(&registry),
-                metrics: metrics.clone(),
-                write_back: Some(tx),
-                replaying: false,
-            };
-            Engine::start(&config, inputs).unwrap()
-        };
+        // The default batch size (8192 rows): batches seal as the rounds are received (a request's 10 000
+        // rows go into one batch, which then seals).
+        let rig = EngineRig::start(SERIES, BufferConfig::default().batch_rows, &config);
         Self {
-            runtime,
-            buffer,
-            registry,
-            metadata: MetadataStore::default(),
-            limits: IngestLimits::default(),
-            metrics,
-            engine: Some(engine),
-            series: series::generate(SERIES).into_iter().map(EncodedSeries::new).collect(),
+            rig,
             values: Values::new(),
-            body: Vec::new(),
-            snappy: snap::raw::Encoder::new(),
             shard_tid: find_thread("vigil-detect-0"),
             // "vigil-detect-models", cut to the kernel's 15 characters.
             models_tid: find_thread("vigil-detect-mo"),
         }
     }
 
+    /// Receives `rounds` rounds and seals them.
     fn write(&mut self, rounds: usize) {
         for _ in 0..rounds {
             let ts = self.values.next_round();
-            self.body.clear();
-            let values = &self.values.values;
-            encode_request(&mut self.body, &self.series, ts, |i| values[i]);
-            let compressed = self.snappy.compress_vec(&self.body).unwrap();
-            let (limits, registry, metadata, buffer) = (&self.limits, &self.registry, &self.metadata, &self.buffer);
-            receive(&compressed, RemoteWriteVersion::V1, Tenant::DEFAULT, limits, registry, metadata, buffer).unwrap();
+            self.rig.write(ts, &self.values.values);
         }
+        self.rig.buffer.seal_all();
     }
 
-    /// Samples the engine has taken: scored, or skipped for any reason.
-    fn seen(&self) -> u64 {
-        let skipped: u64 = ["out_of_order", "not_finite"]
-            .into_iter()
-            .map(|reason| {
-                self.metrics.samples_skipped.get_or_create(&vigil_detect::telemetry::ReasonLabels { reason }).get()
-            })
-            .sum();
-        self.metrics.samples_scored.get() + skipped
-    }
-
-    fn wait_for(&self, target: u64) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while self.seen() < target {
-            assert!(Instant::now() < deadline, "the engine took {} of {target} samples in 120 s", self.seen());
-            std::thread::sleep(Duration::from_micros(200));
-        }
+    /// Receives `rounds` rounds, seals them and waits until the engine has taken every sample.
+    fn write_and_wait(&mut self, rounds: usize) {
+        let target = self.rig.seen() + (rounds * SERIES) as u64;
+        self.write(rounds);
+        self.rig.wait_for(target, Duration::from_secs(120));
     }
 
     /// Warms up in batches of [`ROUNDS`] rounds, then checks that a round is scored whole and, with the
@@ -242,16 +179,12 @@ impl Rig {
         // (and the whole round scored below, after every earlier batch, says it was).
         for _ in 0..WARM_ROUNDS / ROUNDS {
             self.write(ROUNDS);
-            self.buffer.seal_all();
             settle(self.shard_tid);
         }
-        let before = self.metrics.samples_scored.get();
-        let target = self.seen() + SERIES as u64;
-        self.write(1);
-        self.buffer.seal_all();
-        self.wait_for(target);
-        let scored = self.metrics.samples_scored.get() - before;
-        let (groups, refits) = (self.metrics.iforest_groups.get(), self.metrics.iforest_refits.get());
+        let before = self.rig.metrics.samples_scored.get();
+        self.write_and_wait(1);
+        let scored = self.rig.metrics.samples_scored.get() - before;
+        let (groups, refits) = (self.rig.metrics.iforest_groups.get(), self.rig.metrics.iforest_refits.get());
         eprintln!(
             "engine (iforest {iforest}): {scored} of {SERIES} samples of a round scored; {groups} groups, {refits} refits"
         );
@@ -260,13 +193,6 @@ impl Rig {
             assert!(groups >= 2 && refits >= groups as u64, "not every group has a forest");
         }
         self
-    }
-
-    fn stop(mut self) {
-        self.buffer.close();
-        if let Some(engine) = self.engine.take() {
-            self.runtime.block_on(engine.join());
-        }
     }
 }
 
@@ -284,15 +210,12 @@ fn bench(c: &mut Criterion, iforest: bool) {
             // The detection thread runs only on sealed batches, so its CPU time over the loop is theirs
             // alone, including the write-back compressed after the counters moved (`settle`).
             settle(rig.shard_tid);
-            let (shard_before, models_before) = (thread_cpu_ns(rig.shard_tid), thread_cpu_ns(rig.models_tid));
+            let (shard_before, models_before) = (cpu_ns(rig.shard_tid), cpu_ns(rig.models_tid));
             for _ in 0..iters {
-                let target = rig.seen() + samples;
-                rig.write(ROUNDS);
-                rig.buffer.seal_all();
-                rig.wait_for(target);
+                rig.write_and_wait(ROUNDS);
             }
             let shard_after = settle(rig.shard_tid);
-            models_ns += thread_cpu_ns(rig.models_tid) - models_before;
+            models_ns += cpu_ns(rig.models_tid) - models_before;
             measured += iters * samples;
             Duration::from_nanos(shard_after - shard_before)
         });
@@ -303,9 +226,9 @@ fn bench(c: &mut Criterion, iforest: bool) {
             "engine (iforest {iforest}): background thread (refits, peer comparisons) {:.0} ns per sample over {measured} \
              samples; {} refits in all",
             models_ns as f64 / measured.max(1) as f64,
-            rig.metrics.iforest_refits.get()
+            rig.rig.metrics.iforest_refits.get()
         );
-        rig.stop();
+        rig.rig.stop();
     }
 }
 
