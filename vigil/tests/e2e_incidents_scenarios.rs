@@ -188,8 +188,8 @@ async fn root_cause_accuracy_over_topologies_and_faults() {
     delays.sort_unstable();
     let pct = |a: usize| 100.0 * a as f64 / n as f64;
     println!(
-        "\n{:<8} {:<8} {:<10} {:<10} {:>8} {:>6} {:>9}",
-        "topology", "fault", "service", "root", "incidents", "noise", "open ms"
+        "\n{:<8} {:<8} {:<10} {:<10} {:>8} {:>6} {:>4} {:>9}",
+        "topology", "fault", "service", "root", "incidents", "noise", "pre", "open ms"
     );
     for o in &outcomes {
         println!(

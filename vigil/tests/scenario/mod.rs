@@ -67,17 +67,6 @@ impl Topology {
     pub fn children(&self, s: usize) -> Vec<usize> {
         self.calls.iter().filter(|(c, _)| *c == s).map(|(_, d)| *d).collect()
     }
-
-    /// The services that call `s`, directly or not.
-    pub fn callers(&self, s: usize) -> Vec<usize> {
-        let mut out = Vec::new();
-        let mut at = s;
-        while let Some(&(c, _)) = self.calls.iter().find(|(_, d)| *d == at) {
-            out.push(c);
-            at = c;
-        }
-        out
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
