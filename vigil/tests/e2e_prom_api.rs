@@ -10,34 +10,12 @@ mod support;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use prost::Message;
-use support::load::HEADERS;
+use support::spike::write_spike;
 use support::*;
-use vigil_proto::prometheus as v1;
 
 const METRIC: &str = "e2e_prom_latency_seconds";
 const TENANT: &str = "team-prom";
-const STEP_MS: i64 = 15_000;
-const HISTORY: i64 = 300;
 const FORM: &str = "application/x-www-form-urlencoded";
-
-fn body(samples: &[(i64, f64)]) -> Bytes {
-    let labels = [("__name__", METRIC), ("instance", "a:9100"), ("job", "api")]
-        .iter()
-        .map(|(n, v)| v1::Label { name: (*n).into(), value: (*v).into() })
-        .collect();
-    let samples = samples.iter().map(|&(timestamp, value)| v1::Sample { value, timestamp }).collect();
-    let series = v1::TimeSeries { labels, samples, ..Default::default() };
-    let raw = v1::WriteRequest { timeseries: vec![series], metadata: vec![] }.encode_to_vec();
-    Bytes::from(snap::raw::Encoder::new().compress_vec(&raw).unwrap())
-}
-
-async fn write(vigil: &Vigil, samples: &[(i64, f64)]) {
-    let mut headers = HEADERS.to_vec();
-    headers.push(("X-Scope-OrgID", TENANT));
-    let r = request("POST", &vigil.url("/api/v1/write"), &headers, body(samples)).await.unwrap();
-    assert_eq!(r.status, 204, "{}", r.text());
-}
 
 /// A form POST (Grafana's default for queries) or a GET, as `tenant`; the JSON answer.
 async fn call(vigil: &Vigil, path: &str, form: Option<&str>, tenant: Option<&str>) -> serde_json::Value {
@@ -67,21 +45,7 @@ async fn grafana_queries_the_scores_of_a_spike_through_vigils_prometheus_api() {
 
     // 300 samples of noise around 0.1 s, 15 s apart and ending a minute ago, then one spike to 5 s.
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64 / 1000 * 1000;
-    let first = now_ms - 60_000 - HISTORY * STEP_MS;
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let history: Vec<(i64, f64)> = (0..HISTORY)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (first + i * STEP_MS, 0.1 + (x % 1000) as f64 / 100_000.0)
-        })
-        .collect();
-    for chunk in history.chunks(100) {
-        write(&vigil, chunk).await;
-    }
-    let spike_ms = first + HISTORY * STEP_MS;
-    write(&vigil, &[(spike_ms, 5.0)]).await;
+    let spike_ms = write_spike(&vigil, METRIC, TENANT, 0x2545_f491_4f6c_dd1d, now_ms).await;
 
     // The anomaly API's event for the spike: its score is the one to find through PromQL.
     let anomalies = format!("/api/v1/anomalies?match[]={}", urlencode(METRIC));

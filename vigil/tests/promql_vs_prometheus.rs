@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use prost::Message;
-use support::load::HEADERS;
+use support::load::{HEADERS, Rng};
 use support::*;
 use vigil_ingest::own_series::{OwnSeries, OwnSeriesSink};
 use vigil_proto::prometheus as v1;
@@ -28,15 +28,9 @@ const POINTS: i64 = 120;
 
 type Labels = BTreeMap<String, String>;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % 1_000_000) as f64 / 1_000_000.0
-    }
+/// A number in [0, 1) with six decimals.
+fn unit(rng: &mut Rng) -> f64 {
+    rng.next(1_000_000) as f64 / 1_000_000.0
 }
 
 /// Counters (one with a reset), gauges (one with a gap), and a classic histogram per job.
@@ -49,12 +43,13 @@ fn dataset(base: i64) -> Vec<(Labels, Vec<(i64, f64)>)> {
         let mut v = start;
         let samples = (0..POINTS)
             .map(|i| {
-                v = if reset && i == 60 { rng.next() * 3.0 } else { v + (rng.next() * 10.0).floor() };
+                v = if reset && i == 60 { unit(&mut rng) * 3.0 } else { v + (unit(&mut rng) * 10.0).floor() };
                 (ts(i), v)
             })
             .collect();
         out.push((labels(&[("__name__", "c_total"), ("job", job), ("instance", instance)]), samples));
-        let gauge = (0..POINTS).filter(|i| job != "b" || !(40..70).contains(i)).map(|i| (ts(i), rng.next())).collect();
+        let gauge =
+            (0..POINTS).filter(|i| job != "b" || !(40..70).contains(i)).map(|i| (ts(i), unit(&mut rng))).collect();
         out.push((labels(&[("__name__", "g"), ("job", job), ("instance", instance)]), gauge));
     }
     for job in ["a", "b"] {
@@ -63,7 +58,7 @@ fn dataset(base: i64) -> Vec<(Labels, Vec<(i64, f64)>)> {
         let mut series: Vec<Vec<(i64, f64)>> = vec![Vec::new(); 4];
         for i in 0..POINTS {
             for _ in 0..5 {
-                let x = rng.next() * if job == "a" { 1.2 } else { 0.6 };
+                let x = unit(&mut rng) * if job == "a" { 1.2 } else { 0.6 };
                 for (b, le) in [0.1, 0.5, 1.0, f64::INFINITY].iter().enumerate() {
                     if x <= *le {
                         counts[b] += 1.0;
