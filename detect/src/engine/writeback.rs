@@ -46,42 +46,60 @@ pub(crate) struct Encoder {
     /// Bodies that reached [`FLUSH_BYTES`] before the batch ended.
     full: Vec<(u32, Body)>,
     series: Vec<u8>,
+    /// One sample's labels as `Label` fields, encoded once for its four series: those sorting before
+    /// `__name__`, and the others with `for`.
+    before: Vec<u8>,
+    after: Vec<u8>,
 }
 
 impl Encoder {
     /// Appends the four score series of one sample of the series whose canonical key is `key`, to the body
     /// of tenant `tenant`.
+    ///
+    /// The key is sorted by name (`LabelSetKey`), and `__name__` sorts before `for`, so one pass over it
+    /// encodes the labels in their output order: the four series differ only in `__name__`'s value, which
+    /// goes between the labels before it and the others.
     pub(crate) fn push(&mut self, tenant: u32, key: &[u8], timestamp_ms: i64, verdict: &Verdict) {
-        let mut labels: Vec<(&str, &str)> = Vec::with_capacity(16);
-        let mut metric = "";
+        let Self { bodies, full, series, before, after } = self;
+        before.clear();
+        after.clear();
+        let (mut metric, mut for_written) = ("", false);
         for pair in decode_label_key(key) {
             match pair.name {
                 NAME => metric = pair.value,
                 FOR => {}
-                _ => labels.push((pair.name, pair.value)),
+                _ if metric.is_empty() => encode_label(before, pair.name, pair.value),
+                _ => {
+                    if !for_written && pair.name > FOR {
+                        encode_label(after, FOR, metric);
+                        for_written = true;
+                    }
+                    encode_label(after, pair.name, pair.value);
+                }
             }
         }
         if metric.is_empty() {
             return;
         }
-        labels.push((FOR, metric));
-        labels.push((NAME, ""));
-        labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let name_at = labels.iter().position(|(n, _)| *n == NAME).unwrap_or(0);
-        let body = self.bodies.entry(tenant).or_default();
+        if !for_written {
+            encode_label(after, FOR, metric);
+        }
+        let body = bodies.entry(tenant).or_default();
         let values = [verdict.score, verdict.expected, verdict.lower, verdict.upper];
         for (name, value) in NAMES.into_iter().zip(values) {
-            labels[name_at].1 = name;
-            self.series.clear();
-            encode_series(&mut self.series, &labels, timestamp_ms, value);
+            series.clear();
+            series.extend_from_slice(before);
+            encode_label(series, NAME, name);
+            series.extend_from_slice(after);
+            encode_sample(series, timestamp_ms, value);
             body.raw.push(FIELD_1_LEN);
-            encode_varint(self.series.len() as u64, &mut body.raw);
-            body.raw.extend_from_slice(&self.series);
+            encode_varint(series.len() as u64, &mut body.raw);
+            body.raw.extend_from_slice(series);
         }
         body.samples += 1;
         if body.raw.len() >= FLUSH_BYTES {
-            let full = std::mem::take(body);
-            self.full.push((tenant, full));
+            let taken = std::mem::take(body);
+            full.push((tenant, taken));
         }
     }
 
@@ -96,16 +114,26 @@ impl Encoder {
 /// A `TimeSeries` message's fields: the labels, then one sample.
 pub(crate) fn encode_series(out: &mut Vec<u8>, labels: &[(&str, &str)], timestamp_ms: i64, value: f64) {
     for (name, value) in labels {
-        let inner = 2 + encoded_len_varint(name.len() as u64) + name.len() + encoded_len_varint(value.len() as u64);
-        out.push(FIELD_1_LEN);
-        encode_varint((inner + value.len()) as u64, out);
-        out.push(FIELD_1_LEN);
-        encode_varint(name.len() as u64, out);
-        out.extend_from_slice(name.as_bytes());
-        out.push(FIELD_2_LEN);
-        encode_varint(value.len() as u64, out);
-        out.extend_from_slice(value.as_bytes());
+        encode_label(out, name, value);
     }
+    encode_sample(out, timestamp_ms, value);
+}
+
+/// One `TimeSeries.labels` field.
+fn encode_label(out: &mut Vec<u8>, name: &str, value: &str) {
+    let inner = 2 + encoded_len_varint(name.len() as u64) + name.len() + encoded_len_varint(value.len() as u64);
+    out.push(FIELD_1_LEN);
+    encode_varint((inner + value.len()) as u64, out);
+    out.push(FIELD_1_LEN);
+    encode_varint(name.len() as u64, out);
+    out.extend_from_slice(name.as_bytes());
+    out.push(FIELD_2_LEN);
+    encode_varint(value.len() as u64, out);
+    out.extend_from_slice(value.as_bytes());
+}
+
+/// One `TimeSeries.samples` field.
+fn encode_sample(out: &mut Vec<u8>, timestamp_ms: i64, value: f64) {
     // Negative timestamps are varints of their two's complement, as protobuf's int64 is.
     let ts = timestamp_ms as u64;
     out.push(FIELD_2_LEN);
@@ -168,6 +196,57 @@ mod tests {
         );
         assert_eq!(req.timeseries[4].samples[0].timestamp, 1_700_000_000_000);
         assert!(e.drain().is_empty(), "drained bodies are empty");
+    }
+
+    /// What `push` writes for one sample, built the plain way: every label of the four series sorted and
+    /// encoded for each.
+    fn reference(key: &[u8], timestamp_ms: i64, v: &Verdict) -> Vec<u8> {
+        let metric = decode_label_key(key).find(|p| p.name == NAME).map(|p| p.value).unwrap();
+        let mut out = Vec::new();
+        for (name, value) in NAMES.into_iter().zip([v.score, v.expected, v.lower, v.upper]) {
+            let mut labels: Vec<(&str, &str)> =
+                decode_label_key(key).filter(|p| p.name != NAME && p.name != FOR).map(|p| (p.name, p.value)).collect();
+            labels.extend([(NAME, name), (FOR, metric)]);
+            labels.sort_unstable();
+            let mut series = Vec::new();
+            encode_series(&mut series, &labels, timestamp_ms, value);
+            out.push(FIELD_1_LEN);
+            encode_varint(series.len() as u64, &mut out);
+            out.extend_from_slice(&series);
+        }
+        out
+    }
+
+    #[test]
+    fn labels_encoded_once_per_sample_give_the_bytes_of_sorting_each_series() {
+        let v = Verdict {
+            score: 2.5,
+            alert: 2.5,
+            expected: 1.0,
+            lower: -1.0,
+            upper: 3.0,
+            contributions: Contributions::default(),
+        };
+        let long = "v".repeat(300);
+        // Keys as the registry writes them (sorted by name): labels before `__name__`, between it and
+        // `for`, after `for`, with and without a source `for`.
+        let keys = [
+            vec![("__name__", "m")],
+            vec![("A", "1"), ("Zone", "eu"), ("__name__", "m")],
+            vec![("__name__", "m"), ("_x", "1"), ("a", "2"), ("fo", "3")],
+            vec![("__name__", "m"), ("for", "x")],
+            vec![("B", "0"), ("__name__", "latency"), ("env", "p"), ("for", "x"), ("fp", "y"), ("job", "api")],
+            vec![("__name__", "m"), ("forty", "1"), ("z", long.as_str())],
+        ];
+        let mut e = Encoder::default();
+        for (i, labels) in keys.iter().enumerate() {
+            let src = key(labels);
+            e.push(1, &src, 1_700_000_000_000 + i as i64, &v);
+            let bodies = e.drain();
+            assert_eq!(bodies[0].1.raw, reference(&src, 1_700_000_000_000 + i as i64, &v), "{labels:?}");
+        }
+        e.push(1, &key(&[("job", "api")]), 0, &v);
+        assert!(e.drain().is_empty(), "no metric name: nothing written");
     }
 
     #[test]
