@@ -152,8 +152,9 @@ impl TraceIndex {
         self.map.get(&(tenant, *trace))
     }
 
-    /// The entry of `key`, created (making room first) if new; `None` when its per-trace cap is reached.
-    fn slot(&mut self, key: Key) -> Option<&mut Entry> {
+    /// Adds one reference to the trace `key` (created, making room first, if new); false when the trace
+    /// already holds `max_refs_per_trace` references (counted in its `dropped`).
+    fn add(&mut self, key: Key, push: impl FnOnce(&mut Entry)) -> bool {
         if !self.map.contains_key(&key) {
             while self.map.len() >= self.max_traces && self.evict_oldest() {}
             let no = self.next_no;
@@ -161,33 +162,29 @@ impl TraceIndex {
             self.order.push_back((key, no));
             self.map.insert(key, Entry { insert_no: no, ..Entry::default() });
         }
-        let cap = self.max_refs_per_trace;
-        let entry = self.map.get_mut(&key)?;
-        if entry.refs() >= cap {
+        let Some(entry) = self.map.get_mut(&key) else { return false };
+        let added = entry.refs() < self.max_refs_per_trace;
+        if added {
+            push(entry);
+            self.refs += 1;
+        } else {
             entry.dropped = entry.dropped.saturating_add(1);
-            return None;
         }
-        self.refs += 1;
-        self.map.get_mut(&key)
+        self.enforce_refs();
+        added
     }
 
     /// Adds a span; false when the trace already holds `max_refs_per_trace` references.
     pub(crate) fn add_span(&mut self, tenant: u32, trace: TraceId, span: SpanRef) -> bool {
-        let added = self.slot((tenant, trace)).map(|e| e.spans.push(span)).is_some();
-        self.enforce_refs();
-        added
+        self.add((tenant, trace), |e| e.spans.push(span))
     }
 
     pub(crate) fn add_log(&mut self, tenant: u32, trace: TraceId, at: RowRef) -> bool {
-        let added = self.slot((tenant, trace)).map(|e| e.logs.push(at)).is_some();
-        self.enforce_refs();
-        added
+        self.add((tenant, trace), |e| e.logs.push(at))
     }
 
     pub(crate) fn add_series(&mut self, tenant: u32, trace: TraceId, series: SeriesRef) -> bool {
-        let added = self.slot((tenant, trace)).map(|e| e.series.push(series)).is_some();
-        self.enforce_refs();
-        added
+        self.add((tenant, trace), |e| e.series.push(series))
     }
 
     fn enforce_refs(&mut self) {
