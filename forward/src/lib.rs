@@ -3,12 +3,13 @@
 //!
 //! Each backend kind has its own folder with fixed roles: `config.rs`, `client.rs` (the backend's headers
 //! and which classification of answers applies), `worker.rs` (the backend's deliver step: log entries to
-//! requests). Records are written by the receivers already in the backend's wire form, so there is no
-//! encoder here. Shared pieces: [`wal_loop`] (the loop over a log: read from the position, gather, deliver,
-//! commit), [`tenant_requests`] (joining records into one request per tenant), [`send`] (POST with timeout
-//! and retries), [`retry`] (classifications of send outcomes, backoff with full jitter), [`http`] (the pooled
-//! HTTP client), [`telemetry`] (counters on `/metrics`).
+//! requests). Records are written by the receivers (alerts: by the binary's alert log) already in the
+//! backend's wire form, so there is no encoder here. Shared pieces: [`wal_loop`] (the loop over a log: read
+//! from the position, gather, deliver, commit), [`tenant_requests`] (joining records into one request per
+//! tenant), [`send`] (POST with timeout and retries), [`retry`] (classifications of send outcomes, backoff
+//! with full jitter), [`http`] (the pooled HTTP client), [`telemetry`] (counters on `/metrics`).
 
+pub mod alertmanager;
 pub mod breaker;
 pub mod handle;
 pub mod http;

@@ -1,6 +1,9 @@
 //! Joining log entries into one request per tenant. Protobuf messages concatenate by merging their repeated
 //! fields, so a request is its entries' payloads (decompressed, for snappy payloads) appended one after the
 //! other: nothing is decoded or re-encoded on the way out. Shared by every forwarder that reads a log.
+//!
+//! JSON payloads join the same way when each record is array items with a comma after each (alerts:
+//! `{…},{…},`); the backend's deliver step wraps the joined bytes as `[…]` without the last comma.
 
 use vigil_ingest::wal::Entry;
 
@@ -8,9 +11,10 @@ use vigil_ingest::wal::Entry;
 #[derive(Debug, Default)]
 pub(crate) struct TenantRequest {
     pub(crate) tenant: String,
-    /// The uncompressed protobuf request.
+    /// The uncompressed protobuf request (alerts: the joined JSON items).
     pub(crate) raw: Vec<u8>,
-    /// Sums of the entries' counts (what each signal counts: samples/exemplars/histograms, lines, spans).
+    /// Sums of the entries' counts (what each signal counts: samples/exemplars/histograms, lines, spans,
+    /// alerts).
     pub(crate) counts: [u64; 3],
 }
 
@@ -18,7 +22,7 @@ pub(crate) struct TenantRequest {
 #[derive(Debug)]
 pub(crate) struct TenantRequests {
     requests: Vec<TenantRequest>,
-    /// Whether entry payloads are snappy blocks (metrics, logs) or raw protobuf (spans).
+    /// Whether entry payloads are snappy blocks (metrics, logs) or raw bytes (spans, alerts).
     snappy_payloads: bool,
     unsnappy: snap::raw::Decoder,
     /// Reused for every request's snappy output: a fresh zeroed buffer per request showed up as page faults

@@ -1,6 +1,7 @@
 //! The write-ahead log: what Vigil acknowledged, on disk until every forwarder has delivered it.
 //!
-//! One log per signal (`<data dir>/wal/metrics`, ...), a directory of segment files ([`segments`]) of
+//! One log per signal (`<data dir>/wal/metrics`, ...; `wal/alerts` holds the rule evaluator's alerts, which
+//! are only delivered, never replayed: [`alerts`]), a directory of segment files ([`segments`]) of
 //! framed, CRC-checked records ([`frame`]). A receiver appends one record per accepted request
 //! ([`Wal::append`]) and answers 2xx only once the writer thread ([`writer`]) reports it durable; many
 //! requests share one sync (group commit). Each forwarder is a [`Consumer`]: it reads records from its own
@@ -13,6 +14,7 @@
 //! (`drop_oldest`), see [`Wal::admit`].
 
 mod ages;
+pub mod alerts;
 mod append;
 mod config;
 mod consumer;
