@@ -6,6 +6,7 @@
 //! Vigil's own series ([`OwnSeriesStore`]); the incident API ([`correlate_router`]: `/api/v1/incidents`,
 //! `/api/v1/traces/{trace_id}`, `/api/v1/service-graph`) reads correlation.
 
+pub mod alerting;
 mod anomalies;
 mod correlate;
 mod health;

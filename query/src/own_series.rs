@@ -212,6 +212,11 @@ impl OwnSeriesStore {
         self.len().0 == 0
     }
 
+    /// The tenants holding series now.
+    pub(crate) fn tenants(&self) -> Vec<Arc<str>> {
+        self.tenants.read().keys().cloned().collect()
+    }
+
     fn tenant(&self, tenant: &str) -> Option<Arc<RwLock<TenantSeries>>> {
         self.tenants.read().get(tenant).cloned()
     }

@@ -135,6 +135,39 @@ pub(crate) fn instant(
     Ok(value)
 }
 
+/// Whether `query` parses and yields a vector or scalar (what an alert condition needs); the error reads as
+/// a query's would.
+pub(crate) fn check(query: &str) -> Result<(), QueryError> {
+    let expr = parse(query)?;
+    match expr.value_type() {
+        ValueType::Vector | ValueType::Scalar => Ok(()),
+        other => Err(QueryError::Parse(format!("expected an instant vector or scalar expression, got a {other}"))),
+    }
+}
+
+/// The latest sample (within the lookback) of every series `selector` selects at `t_ms`.
+pub(crate) fn select_latest(
+    store: &OwnSeriesStore,
+    tenant: &str,
+    selector: &promql_parser::parser::VectorSelector,
+    t_ms: i64,
+    limits: Limits,
+) -> Result<Vec<Sample>, QueryError> {
+    let mut loader = plan::Loader {
+        store,
+        tenant,
+        start_ms: t_ms,
+        end_ms: t_ms,
+        lookback_ms: limits.lookback_ms,
+        budget: limits.budget,
+    };
+    let node = loader.compile(&Expr::VectorSelector(selector.clone()))?;
+    match eval::eval(&node, t_ms, eval::Ctx { lookback_ms: limits.lookback_ms })? {
+        Value::Vector(v) => Ok(v),
+        other => Err(eval::type_error("a selector", &other)),
+    }
+}
+
 /// A range query's time span.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Span {

@@ -1,0 +1,106 @@
+//! One rule's condition at one time, for one tenant: the label sets it holds for, with their values.
+//!
+//! Thresholds and anomaly matches read the own-series store through the PromQL evaluator (the same answers
+//! `/api/v1/query` gives); composites read the firing state of the rules they name.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::rules::{Condition, Rule};
+use super::state::Instances;
+use crate::own_series::{Budget, Labels, METRIC_NAME, OwnSeriesStore};
+use crate::promql::{self, Limits, Value};
+
+/// Bounds of one rule's evaluation: as an API query's, with a shorter deadline (rules run back to back).
+const MAX_SERIES: usize = 50_000;
+const MAX_SAMPLES: usize = 5_000_000;
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// Prometheus' lookback: a series whose latest sample is older no longer counts.
+const LOOKBACK_MS: i64 = 5 * 60 * 1000;
+
+/// Where a condition reads from.
+pub(crate) struct Inputs<'a> {
+    pub(crate) store: &'a OwnSeriesStore,
+    pub(crate) tenant: &'a str,
+    pub(crate) now_ms: i64,
+    /// Every rule's instances so far this evaluation (rules run in order: a composite's rules come first).
+    pub(crate) earlier: &'a [Instances],
+}
+
+/// The label sets `rule`'s condition holds for now, with their values.
+pub(crate) fn evaluate(rule: &Rule, inputs: &Inputs<'_>) -> Result<BTreeMap<Labels, f64>, String> {
+    let limits = Limits {
+        lookback_ms: LOOKBACK_MS,
+        budget: Budget { series: MAX_SERIES, samples: MAX_SAMPLES },
+        deadline: Instant::now() + TIMEOUT,
+    };
+    let mut out = BTreeMap::new();
+    match &rule.condition {
+        Condition::Threshold { expr, op, value } => {
+            match promql::instant(inputs.store, inputs.tenant, expr, inputs.now_ms, limits)
+                .map_err(|e| e.to_string())?
+            {
+                Value::Scalar(v) => {
+                    if op.holds(v, *value) {
+                        out.insert(Labels::new(), v);
+                    }
+                }
+                Value::Vector(samples) => {
+                    for s in samples.into_iter().filter(|s| op.holds(s.value, *value)) {
+                        let mut labels = (*s.labels).clone();
+                        labels.remove(METRIC_NAME);
+                        out.insert(labels, s.value);
+                    }
+                }
+                other => return Err(format!("threshold.expr gives a {}, not a vector or scalar", kind(&other))),
+            }
+        }
+        Condition::Anomaly { selector, min_score, .. } => {
+            let samples = promql::select_latest(inputs.store, inputs.tenant, selector, inputs.now_ms, limits)
+                .map_err(|e| e.to_string())?;
+            for s in samples.into_iter().filter(|s| s.value >= *min_score) {
+                let mut labels = (*s.labels).clone();
+                labels.remove(METRIC_NAME);
+                // Several scored series may differ only in their name (kept in `for`): keep the highest.
+                let v = out.entry(labels).or_insert(s.value);
+                *v = v.max(s.value);
+            }
+        }
+        Condition::Composite { all, of, on } => {
+            let project = |labels: &Labels| -> Labels {
+                on.iter().filter_map(|l| labels.get(l).map(|v| (l.clone(), v.clone()))).collect()
+            };
+            let mut per_child: Vec<BTreeMap<Labels, f64>> = Vec::with_capacity(of.len());
+            for &i in of {
+                let mut keys: BTreeMap<Labels, f64> = BTreeMap::new();
+                for (labels, instance) in inputs.earlier.get(i).into_iter().flat_map(|x| x.firing()) {
+                    let v = keys.entry(project(labels)).or_insert(instance.value);
+                    *v = v.max(instance.value);
+                }
+                per_child.push(keys);
+            }
+            let mut union: BTreeMap<Labels, f64> = BTreeMap::new();
+            for keys in &per_child {
+                for (k, &v) in keys {
+                    let at = union.entry(k.clone()).or_insert(v);
+                    *at = at.max(v);
+                }
+            }
+            for (k, v) in union {
+                if !*all || per_child.iter().all(|keys| keys.contains_key(&k)) {
+                    out.insert(k, v);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Scalar(_) => "scalar",
+        Value::Vector(_) => "vector",
+        Value::Matrix(_) => "range vector",
+        Value::Str(_) => "string",
+    }
+}
