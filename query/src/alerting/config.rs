@@ -37,6 +37,10 @@ pub struct AlertingConfig {
     pub inhibit_by_root_cause: bool,
     /// The label that names a series' service (span RED series and OTLP metrics carry `service`).
     pub service_label: String,
+    /// The label that tells tenants' alerts apart in one Alertmanager, added to the alerts of every tenant but
+    /// `tenancy.default_tenant` (a multi-tenant Alertmanager reads the `X-Scope-OrgID` header instead); empty:
+    /// never added.
+    pub tenant_label: String,
     /// Vigil's address as Alertmanager users reach it, for `generatorURL` and incident links.
     pub external_url: String,
     /// Alerts waiting for the forwarder's log at most; beyond, an evaluation's alerts are sent at the next one.
@@ -56,6 +60,7 @@ impl Default for AlertingConfig {
             group_window: Duration::from_secs(60),
             inhibit_by_root_cause: true,
             service_label: "service".into(),
+            tenant_label: "tenant".into(),
             external_url: "http://localhost:4318".into(),
             queue_capacity: 1024,
         }

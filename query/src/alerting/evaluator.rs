@@ -41,6 +41,8 @@ pub(crate) struct World<'a> {
     /// The open incidents of a tenant.
     pub(crate) open_incidents: &'a dyn Fn(&str) -> Vec<Incident>,
     pub(crate) now_ms: i64,
+    /// Its alerts carry no tenant label.
+    pub(crate) default_tenant: &'a str,
 }
 
 impl Evaluator {
@@ -151,13 +153,18 @@ impl Evaluator {
         let base = config.external_url.trim_end_matches('/');
         let mut batch = AlertBatch { tenant: tenant.to_owned(), alerts: Vec::new() };
         let mut updates: Vec<(usize, Sent)> = Vec::new();
+        let tenant_label = (!config.tenant_label.is_empty() && tenant != world.default_tenant)
+            .then(|| (config.tenant_label.clone(), tenant.to_owned()));
         for (at, g) in all.iter().enumerate() {
             let templates = self.set.rules.iter().find(|r| r.name == g.rule).map(|r| &r.annotations);
             let empty = BTreeMap::new();
             let note = g.labels.get(&config.service_label).and_then(|s| notes.get(s));
             let annotations = notify::annotations(templates.unwrap_or(&empty), g, note, base);
             let generator = format!("{base}/api/v1/alerts");
-            if let Some((alert, firing)) = notify::due(g, &annotations, timing, &generator) {
+            if let Some((mut alert, firing)) = notify::due(g, &annotations, timing, &generator) {
+                if let Some((k, v)) = &tenant_label {
+                    alert.labels.insert(k.clone(), v.clone());
+                }
                 batch.alerts.push(alert);
                 updates.push((at, Sent { at_ms: Some(world.now_ms), firing, annotations }));
             }

@@ -145,6 +145,8 @@ pub struct AlertingInputs {
     pub correlate: Option<CorrelateHandle>,
     pub alerts: mpsc::Sender<AlertBatch>,
     pub metrics: AlertingMetrics,
+    /// `tenancy.default_tenant`.
+    pub default_tenant: String,
 }
 
 impl AlertingHandle {
@@ -214,7 +216,12 @@ fn rule_loop(shared: &Shared, inputs: &AlertingInputs, mut loaded: Vec<u8>) {
             next_reload = started + config.reload_interval;
             reload(shared, path, &mut loaded);
         }
-        let world = World { store: &inputs.store, open_incidents: &open_incidents, now_ms: wall_clock_ms() };
+        let world = World {
+            store: &inputs.store,
+            open_incidents: &open_incidents,
+            now_ms: wall_clock_ms(),
+            default_tenant: &inputs.default_tenant,
+        };
         let mut send = |batch: AlertBatch| {
             let n = batch.alerts.len() as u64;
             match inputs.alerts.try_send(batch) {

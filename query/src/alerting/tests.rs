@@ -44,7 +44,7 @@ fn evaluator(text: &str) -> Evaluator {
 /// One evaluation at `at`; the batches it sent.
 fn tick(e: &mut Evaluator, store: &OwnSeriesStore, at: i64, incidents: &[Incident]) -> Vec<AlertBatch> {
     let open = |tenant: &str| incidents.iter().filter(|i| i.tenant == tenant).cloned().collect();
-    let world = World { store, open_incidents: &open, now_ms: at };
+    let world = World { store, open_incidents: &open, now_ms: at, default_tenant: "default" };
     let mut out = Vec::new();
     e.evaluate(&world, &config(), &mut |b| {
         out.push(b);
@@ -141,6 +141,7 @@ fn a_threshold_is_pending_then_firing_then_resolved_and_resent_while_firing() {
     let a = alerts(&sent);
     assert_eq!(a.len(), 1, "{a:?}");
     assert_eq!(sent[0].tenant, "default");
+    assert!(!sent[0].alerts[0].labels.contains_key("tenant"), "the default tenant's alerts carry no tenant label");
     let want: BTreeMap<String, String> = [("alertname", "HighErrors"), ("service", "api"), ("severity", "page")]
         .map(|(k, v)| (k.into(), v.into()))
         .into();
@@ -225,6 +226,7 @@ fn tenants_are_evaluated_apart_and_rules_can_name_theirs() {
     assert_eq!(sent[0].tenant, "a");
     let names: Vec<&str> = sent[0].alerts.iter().map(|a| a.labels["alertname"].as_str()).collect();
     assert_eq!(names, ["Everyone"], "tenant b's quiet series alert nobody, OnlyB never reads tenant a");
+    assert_eq!(sent[0].alerts[0].labels["tenant"], "a", "one Alertmanager tells the tenants apart");
 }
 
 fn incident(services: &[&str], root: &str) -> Incident {
@@ -280,7 +282,7 @@ fn a_full_queue_leaves_the_alert_due_for_the_next_evaluation() {
     let mut e = evaluator("rules:\n- alert: A\n  threshold: {expr: m, op: '>', value: 1}\n");
     put(&s, "default", &[("__name__", "m")], T0, 5.0);
     let open = |_: &str| Vec::new();
-    let world = World { store: &s, open_incidents: &open, now_ms: T0 };
+    let world = World { store: &s, open_incidents: &open, now_ms: T0, default_tenant: "default" };
     let mut refused = 0;
     e.evaluate(&world, &config(), &mut |_| {
         refused += 1;
