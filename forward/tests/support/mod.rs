@@ -28,7 +28,12 @@ impl Drop for TempDir {
 /// A log for `signal` with small segments (so tests cross segment boundaries) and no per-write fsync.
 pub(crate) fn wal(signal: &'static str, queue: &QueueConfig) -> (Arc<Wal>, TempDir) {
     let dir = TempDir::new(signal);
+    (reopen_wal(signal, queue, &dir), dir)
+}
+
+/// The log of [`wal`] in `dir` opened again, as after a restart.
+pub(crate) fn reopen_wal(signal: &'static str, queue: &QueueConfig, dir: &TempDir) -> Arc<Wal> {
     let config = WalConfig { fsync: FsyncPolicy::Interval, segment_bytes: 4096, ..WalConfig::default() };
     let (wal, _) = Wal::open(&dir.0, signal, &config, queue, Arc::new(AtomicU64::new(0))).expect("wal");
-    (Arc::new(wal), dir)
+    Arc::new(wal)
 }
