@@ -35,8 +35,10 @@ pub struct AlertingConfig {
     /// Silence an alert on a service when an open incident names another service as its root cause and an
     /// alert on that service is firing (it explains this one).
     pub inhibit_by_root_cause: bool,
-    /// The label that names a series' service (span RED series and OTLP metrics carry `service`).
-    pub service_label: String,
+    /// The labels that name a series' service, first present wins (correlation's `service_labels`): an
+    /// alert grouped by `service` takes its value from them, so a span RED series (`service="api"`) and a
+    /// scraped one (`job="api"`) of one service are one alert, and root-cause inhibition can match it.
+    pub service_labels: Vec<String>,
     /// The label that tells tenants' alerts apart in one Alertmanager, added to the alerts of every tenant but
     /// `tenancy.default_tenant` (a multi-tenant Alertmanager reads the `X-Scope-OrgID` header instead); empty:
     /// never added.
@@ -59,7 +61,7 @@ impl Default for AlertingConfig {
             group_by: vec!["cluster".into(), "service".into()],
             group_window: Duration::from_secs(60),
             inhibit_by_root_cause: true,
-            service_label: "service".into(),
+            service_labels: ["service", "service_name", "service.name", "job"].map(String::from).to_vec(),
             tenant_label: "tenant".into(),
             external_url: "http://localhost:4318".into(),
             queue_capacity: 1024,
@@ -83,8 +85,8 @@ impl AlertingConfig {
         if self.queue_capacity == 0 {
             problems.push("alerting.queue_capacity must be > 0".into());
         }
-        if self.service_label.is_empty() {
-            problems.push("alerting.service_label must not be empty".into());
+        if self.service_labels.iter().any(String::is_empty) {
+            problems.push("alerting.service_labels must not list an empty label".into());
         }
         if !(self.external_url.starts_with("http://") || self.external_url.starts_with("https://")) {
             problems.push(format!(

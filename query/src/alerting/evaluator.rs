@@ -104,7 +104,7 @@ impl Evaluator {
                 }
                 if rule.send {
                     let groups = self.groups.entry((tenant.clone(), rule.name.clone())).or_default();
-                    groups::update(groups, rule, &inst, now_ms, (window, retention));
+                    groups::update(groups, rule, &inst, &config.service_labels, now_ms, (window, retention));
                 }
                 this_tenant.push(inst);
             }
@@ -146,7 +146,7 @@ impl Evaluator {
             .flat_map(|(_, g)| g.values_mut())
             .collect();
         let explained_on = config.inhibit_by_root_cause.then_some(&explained);
-        inhibit::apply(&mut all, &self.set.inhibit, explained_on, &config.service_label);
+        inhibit::apply(&mut all, &self.set.inhibit, explained_on);
         let resend_ms = AlertingConfig::millis(config.resend_delay);
         let eval_ms = AlertingConfig::millis(config.evaluation_interval);
         let timing = Timing { now_ms: world.now_ms, resend_ms, valid_for_ms: 4 * resend_ms.max(eval_ms) };
@@ -158,7 +158,7 @@ impl Evaluator {
         for (at, g) in all.iter().enumerate() {
             let templates = self.set.rules.iter().find(|r| r.name == g.rule).map(|r| &r.annotations);
             let empty = BTreeMap::new();
-            let note = g.labels.get(&config.service_label).and_then(|s| notes.get(s));
+            let note = g.labels.get(groups::SERVICE).and_then(|s| notes.get(s));
             let annotations = notify::annotations(templates.unwrap_or(&empty), g, note, base);
             let generator = format!("{base}/api/v1/alerts");
             if let Some((mut alert, firing)) = notify::due(g, &annotations, timing, &generator) {

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::groups::Group;
+use super::groups::{Group, SERVICE};
 use super::rules::InhibitRule;
 use crate::own_series::Labels;
 use crate::promql::selects;
@@ -19,12 +19,8 @@ pub(crate) struct Explained {
 
 /// Sets `inhibited_by` on every firing group of one tenant. `explained` maps a service to the open incident
 /// naming another service as its root cause (`None` turns root-cause inhibition off).
-pub(crate) fn apply(
-    groups: &mut [&mut Group],
-    rules: &[InhibitRule],
-    explained: Option<&BTreeMap<String, Explained>>,
-    service_label: &str,
-) {
+pub(crate) fn apply(groups: &mut [&mut Group], rules: &[InhibitRule], explained: Option<&BTreeMap<String, Explained>>) {
+    let service_label = SERVICE;
     // Sources are judged before anything is silenced: an inhibited alert still inhibits, as in Alertmanager.
     let firing: Vec<(Labels, String)> =
         groups.iter().filter(|g| g.is_firing()).map(|g| (g.labels.clone(), g.rule.clone())).collect();
@@ -96,13 +92,13 @@ mod tests {
             group("HighLatency", &[("node", "n2"), ("service", "db")]),
         ];
         let mut refs: Vec<&mut Group> = gs.iter_mut().collect();
-        apply(&mut refs, &set.inhibit, None, "service");
+        apply(&mut refs, &set.inhibit, None);
         assert_eq!(gs[0].inhibited_by, None);
         assert_eq!(gs[1].inhibited_by.as_deref(), Some("NodeDown (inhibit_rules[0])"));
         assert_eq!(gs[2].inhibited_by, None, "another node");
         gs[0].resolved_at_ms = Some(5);
         let mut refs: Vec<&mut Group> = gs.iter_mut().collect();
-        apply(&mut refs, &set.inhibit, None, "service");
+        apply(&mut refs, &set.inhibit, None);
         assert_eq!(gs[1].inhibited_by, None, "a resolved source silences nothing");
     }
 
@@ -118,14 +114,14 @@ mod tests {
             group("B", &[("service", "search")]),
         ];
         let mut refs: Vec<&mut Group> = gs.iter_mut().collect();
-        apply(&mut refs, &[], Some(&explained), "service");
+        apply(&mut refs, &[], Some(&explained));
         assert_eq!(gs[0].inhibited_by, None, "the root itself");
         assert_eq!(gs[1].inhibited_by.as_deref(), Some("A on db, root cause of incident inc-1"));
         assert_eq!(gs[2].inhibited_by, None, "not in the incident");
         // Without an alert on the root, nothing explains the symptom: it is sent.
         let mut only = [group("A", &[("service", "checkout")])];
         let mut refs: Vec<&mut Group> = only.iter_mut().collect();
-        apply(&mut refs, &[], Some(&explained), "service");
+        apply(&mut refs, &[], Some(&explained));
         assert_eq!(only[0].inhibited_by, None);
     }
 }
