@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use vigil_detect::{CorrelateConfig, DetectConfig};
 use vigil_forward::ForwardMode;
+use vigil_forward::alertmanager::AlertmanagerConfig;
 use vigil_forward::loki::LokiConfig;
 use vigil_forward::tempo::TempoConfig;
 use vigil_forward::victoriametrics::VictoriaMetricsConfig;
@@ -125,6 +126,8 @@ pub(crate) struct ForwardConfig {
     pub(crate) tempo: Vec<TempoConfig>,
     /// Every destination gets every log line.
     pub(crate) loki: Vec<LokiConfig>,
+    /// Every destination gets every alert of the rule evaluator (from the alerts write-ahead log).
+    pub(crate) alertmanager: Vec<AlertmanagerConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -188,6 +191,11 @@ impl Config {
         }
         for tempo in &self.forward.tempo {
             if let Err(e) = tempo.validate() {
+                problems.push(e);
+            }
+        }
+        for am in &self.forward.alertmanager {
+            if let Err(e) = am.validate() {
                 problems.push(e);
             }
         }
@@ -318,5 +326,21 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.buffer.seal_interval, Duration::from_millis(500));
         assert_eq!(c.forward.victoriametrics[0].flush_interval, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn alertmanager_destinations_parse_and_report_their_problems() {
+        let c = Config::from_yaml(
+            "forward:\n  mode: failover\n  alertmanager:\n    - url: http://am-1:9093/api/v2/alerts\n      flush_interval: 100ms\n    - url: http://am-2:9093/api/v2/alerts\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.forward.alertmanager.len(), 2);
+        assert_eq!(c.forward.alertmanager[0].flush_interval, Duration::from_millis(100));
+        let c = Config::from_yaml("forward:\n  alertmanager:\n    - url: am:9093\n      max_alerts_per_request: 0\n")
+            .unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("forward.alertmanager"), "{err}");
+        assert!(Config::from_yaml("forward:\n  alertmanager:\n    - url: x\n      max_alerts: 1\n").is_err());
     }
 }

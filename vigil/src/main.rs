@@ -1,5 +1,6 @@
 //! `vigil`: the observability ingest gateway and anomaly engine.
 
+mod alerts;
 mod config;
 mod correlate;
 mod eval;

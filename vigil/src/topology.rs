@@ -32,6 +32,7 @@ use vigil_ingest::series::{MetadataStore, SeriesRegistry};
 use vigil_ingest::telemetry::{IngestMetrics, ProtocolLabels};
 use vigil_ingest::wal::replay as wal_replay;
 use vigil_ingest::wal::{Consumer, Wal};
+use vigil_proto::alertmanager::AlertBatch;
 
 use vigil_query::{
     AnomalyApi, BackendStatus, CorrelateApi, OwnSeriesMetrics, OwnSeriesStore, PromApi, ReadinessState, ReplayReport,
@@ -192,6 +193,8 @@ pub(crate) async fn run(
         Ok(wal)
     };
     let (metrics_wal, logs_wal, spans_wal) = (open_wal("metrics")?, open_wal("logs")?, open_wal("spans")?);
+    // Alerts are only delivered, never replayed (no buffer): `crate::alerts`.
+    let alerts_wal = open_wal("alerts")?;
     // Replay stops here: what is written from now on goes into the buffers directly.
     let replay_until = [metrics_wal.head(), logs_wal.head(), spans_wal.head()];
 
@@ -212,11 +215,18 @@ pub(crate) async fn run(
     wiring.spawn("loki", &config.forward.loki, &logs_wal, |loki, targets, consumer| {
         vigil_forward::loki::spawn(loki, targets, consumer, c.clone(), metrics_l.clone())
     })?;
+    let (c, metrics_a) = (client.clone(), forward_metrics.clone());
+    wiring.spawn("alertmanager", &config.forward.alertmanager, &alerts_wal, |am, targets, consumer| {
+        vigil_forward::alertmanager::spawn(am, targets, consumer, c.clone(), metrics_a.clone())
+    })?;
     let Wiring { mut forwarders, backends, .. } = wiring;
-    metrics_wal.forget_other_consumers();
-    spans_wal.forget_other_consumers();
-    logs_wal.forget_other_consumers();
-    let wals = vec![Arc::clone(&metrics_wal), Arc::clone(&logs_wal), Arc::clone(&spans_wal)];
+    for wal in [&metrics_wal, &spans_wal, &logs_wal, &alerts_wal] {
+        wal.forget_other_consumers();
+    }
+    let wals = vec![Arc::clone(&metrics_wal), Arc::clone(&logs_wal), Arc::clone(&spans_wal), Arc::clone(&alerts_wal)];
+    // The rule evaluator connects here: it sends each tenant's alerts of an evaluation on `alerts_tx`.
+    let alerts_tx: mpsc::Sender<AlertBatch> = crate::alerts::spawn_alert_log(Arc::clone(&alerts_wal), &mut registry);
+    let _ = &alerts_tx;
 
     let readiness = Arc::new(ReadinessState::new(Arc::clone(&buffer), wals.clone(), backends));
     let self_metrics = {
@@ -317,6 +327,13 @@ pub(crate) async fn run(
             detect: detect.clone(),
             default_tenant: config.tenancy.default_tenant.clone(),
         })))
+        .merge(vigil_query::sql_router(Arc::new(vigil_query::SqlApi::new(
+            detect.clone(),
+            correlate.clone(),
+            Arc::clone(&logs),
+            Arc::clone(&spans),
+            config.tenancy.default_tenant.clone(),
+        ))))
         .merge(vigil_query::prom_api_router(Arc::new(PromApi::new(own_series, config.tenancy.default_tenant.clone()))));
 
     let addr = config.server.http_listen.clone();
