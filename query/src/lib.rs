@@ -4,7 +4,8 @@
 //! engine; the Prometheus API subset ([`prom_api_router`]: `/api/v1/query`, `/api/v1/query_range`,
 //! `/api/v1/series`, `/api/v1/labels`, `/api/v1/label/{name}/values`, …) evaluates PromQL ([`promql`]) over
 //! Vigil's own series ([`OwnSeriesStore`]); the incident API ([`correlate_router`]: `/api/v1/incidents`,
-//! `/api/v1/traces/{trace_id}`, `/api/v1/service-graph`) reads correlation.
+//! `/api/v1/traces/{trace_id}`, `/api/v1/service-graph`) reads correlation; the SQL API ([`sql_router`]:
+//! `POST /api/v1/sql`, the `sql` feature) runs polars' SQL over the anomalies, incidents, logs and spans tables.
 
 pub mod alerting;
 mod anomalies;
@@ -15,6 +16,7 @@ mod params;
 mod prom_api;
 mod promql;
 mod self_metrics;
+pub mod sql;
 
 use std::sync::Arc;
 
@@ -26,6 +28,7 @@ pub use health::{BackendStatus, ReadinessState, ReplayReport};
 pub use own_series::{OwnSeriesConfig, OwnSeriesMetrics, OwnSeriesStore};
 pub use prom_api::{PromApi, prom_api_router};
 pub use self_metrics::SelfMetrics;
+pub use sql::{SqlApi, sql_router};
 
 /// Routes for `/health/live`, `/health/ready` and `/metrics`.
 pub fn router(readiness: Arc<ReadinessState>, metrics: Arc<SelfMetrics>) -> Router {
