@@ -327,6 +327,13 @@ pub(crate) async fn run(
             detect: detect.clone(),
             default_tenant: config.tenancy.default_tenant.clone(),
         })))
+        .merge(vigil_query::sql_router(Arc::new(vigil_query::SqlApi::new(
+            detect.clone(),
+            correlate.clone(),
+            Arc::clone(&logs),
+            Arc::clone(&spans),
+            config.tenancy.default_tenant.clone(),
+        ))))
         .merge(vigil_query::prom_api_router(Arc::new(PromApi::new(own_series, config.tenancy.default_tenant.clone()))));
 
     let addr = config.server.http_listen.clone();
