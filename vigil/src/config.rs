@@ -21,6 +21,7 @@ use vigil_ingest::remote_write::RemoteWriteConfig;
 use vigil_ingest::series::SeriesRegistryConfig;
 use vigil_ingest::wal::{QueueConfig, WalConfig};
 use vigil_query::OwnSeriesConfig;
+use vigil_query::alerting::AlertingConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -50,6 +51,8 @@ pub(crate) struct Config {
     /// The series Vigil computes itself (anomaly scores, span RED metrics, incident counts), kept for the
     /// Prometheus API (`/api/v1/query` and friends): retention and caps.
     pub(crate) own_series: OwnSeriesConfig,
+    /// Alert rules over Vigil's own series and incidents, sent through `forward.alertmanager`.
+    pub(crate) alerting: AlertingConfig,
 }
 
 impl Default for Config {
@@ -71,6 +74,7 @@ impl Default for Config {
             detect: DetectConfig::default(),
             correlate: CorrelateConfig::default(),
             own_series: OwnSeriesConfig::default(),
+            alerting: AlertingConfig::default(),
         }
     }
 }
@@ -143,7 +147,14 @@ pub(crate) enum ConfigError {
 impl Config {
     pub(crate) fn from_yaml_file(path: &std::path::Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        Self::from_yaml(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+        let mut config = Self::from_yaml(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
+        // A relative rule file is the config file's neighbour, as Prometheus reads `rule_files`.
+        if let (Some(rules), Some(dir)) = (&mut config.alerting.rules_file, path.parent())
+            && rules.is_relative()
+        {
+            *rules = dir.join(&*rules);
+        }
+        Ok(config)
     }
 
     pub(crate) fn from_yaml(text: &str) -> Result<Self, serde_yaml_ng::Error> {
@@ -222,6 +233,16 @@ impl Config {
         }
         if let Err(own) = self.own_series.validate() {
             problems.extend(own);
+        }
+        match self.alerting.validate() {
+            Err(alerting) => problems.extend(alerting),
+            Ok(()) => {
+                if let (true, Some(file)) = (self.alerting.enabled, &self.alerting.rules_file)
+                    && let Err(e) = vigil_query::alerting::check_rules_file(file, &self.alerting.group_by)
+                {
+                    problems.push(e.to_string());
+                }
+            }
         }
         if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
     }

@@ -33,6 +33,11 @@ enum Command {
         /// The YAML file to check.
         file: PathBuf,
     },
+    /// Check an alert rule file (as `alerting.rules_file` reads it) and print every problem found.
+    CheckRules {
+        /// The YAML rule file to check.
+        file: PathBuf,
+    },
     /// Replay labelled CSV series through the detector and print their NAB scores.
     Eval(eval::EvalArgs),
 }
@@ -73,6 +78,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::CheckRules { file } => check_rules(&file),
         Command::Serve(args) => serve(args),
         Command::Eval(args) => eval::run(&args),
     }
@@ -86,6 +92,20 @@ fn check_config(file: &std::path::Path) -> ExitCode {
         }
         Err(e) => {
             eprintln!("{}: {e}", file.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_rules(file: &std::path::Path) -> ExitCode {
+    let group_by = vigil_query::alerting::AlertingConfig::default().group_by;
+    match vigil_query::alerting::check_rules_file(file, &group_by) {
+        Ok(n) => {
+            println!("{}: ok, {n} rules", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
             ExitCode::FAILURE
         }
     }

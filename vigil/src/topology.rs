@@ -33,6 +33,7 @@ use vigil_ingest::telemetry::{IngestMetrics, ProtocolLabels};
 use vigil_ingest::wal::replay as wal_replay;
 use vigil_ingest::wal::{Consumer, Wal};
 use vigil_proto::alertmanager::AlertBatch;
+use vigil_query::alerting::{AlertingApi, AlertingHandle, AlertingInputs, AlertingMetrics};
 
 use vigil_query::{
     AnomalyApi, BackendStatus, CorrelateApi, OwnSeriesMetrics, OwnSeriesStore, PromApi, ReadinessState, ReplayReport,
@@ -57,6 +58,8 @@ pub(crate) enum RunError {
     Detect(vigil_detect::engine::EngineError),
     #[error("{0}")]
     Correlate(vigil_detect::incidents::CorrelateError),
+    #[error("{0}")]
+    Alerting(vigil_query::alerting::AlertingError),
 }
 
 /// Forwarders being started, and what readiness will report of them.
@@ -224,9 +227,20 @@ pub(crate) async fn run(
         wal.forget_other_consumers();
     }
     let wals = vec![Arc::clone(&metrics_wal), Arc::clone(&logs_wal), Arc::clone(&spans_wal), Arc::clone(&alerts_wal)];
-    // The rule evaluator connects here: it sends each tenant's alerts of an evaluation on `alerts_tx`.
+    // The rule evaluator sends each tenant's alerts of an evaluation on `alerts_tx`, into the alerts log.
     let alerts_tx: mpsc::Sender<AlertBatch> = crate::alerts::spawn_alert_log(Arc::clone(&alerts_wal), &mut registry);
-    let _ = &alerts_tx;
+    let alerting = if config.alerting.enabled {
+        let inputs = AlertingInputs {
+            store: Arc::clone(&own_series),
+            correlate: correlate.clone(),
+            alerts: alerts_tx,
+            metrics: AlertingMetrics::new(&mut registry),
+            default_tenant: config.tenancy.default_tenant.clone(),
+        };
+        Some(Arc::new(AlertingHandle::start(config.alerting.clone(), inputs).map_err(RunError::Alerting)?))
+    } else {
+        None
+    };
 
     let readiness = Arc::new(ReadinessState::new(Arc::clone(&buffer), wals.clone(), backends));
     let self_metrics = {
@@ -334,6 +348,10 @@ pub(crate) async fn run(
             Arc::clone(&spans),
             config.tenancy.default_tenant.clone(),
         ))))
+        .merge(vigil_query::alerting::alerting_router(Arc::new(AlertingApi {
+            alerting: alerting.clone(),
+            default_tenant: config.tenancy.default_tenant.clone(),
+        })))
         .merge(vigil_query::prom_api_router(Arc::new(PromApi::new(own_series, config.tenancy.default_tenant.clone()))));
 
     let addr = config.server.http_listen.clone();
@@ -437,6 +455,13 @@ pub(crate) async fn run(
     }
     if tokio::time::timeout_at(deadline, write_back).await.is_err() {
         tracing::warn!("The last scores were not written back in time.");
+    }
+    // The last evaluation's alerts go into the alerts log before it closes.
+    if let Some(alerting) = alerting {
+        let stopped = tokio::task::spawn_blocking(move || alerting.stop());
+        if tokio::time::timeout_at(deadline, stopped).await.is_err() {
+            tracing::warn!("Alert rules did not finish their evaluation in time.");
+        }
     }
     // Everything acknowledged is in the log; closing it lets each forwarder deliver to its end and stop.
     for wal in &wals {

@@ -38,6 +38,42 @@ fn check_config_accepts_the_example_and_lists_every_problem() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("bufer"), "an unknown key must be named");
 }
 
+#[test]
+fn check_rules_names_the_rule_and_key_of_every_problem_and_check_config_reads_the_rule_file() {
+    let dir = TempDir::new("cli-rules");
+    let good = dir.0.join("good.yaml");
+    std::fs::write(&good, "rules:\n- alert: A\n  anomaly: {match: '{job=\"api\"}', for: 1m}\n").expect("write");
+    let out = vigil().args(["check-rules", good.to_str().expect("utf8 path")]).output().expect("run vigil");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok, 1 rules"));
+
+    let bad = dir.0.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "rules:\n- alert: A\n  threshold: {expr: 'rate(x[5m]', op: '>', value: 1}\n- alert: B\n  composite: {all: [Nope]}\n",
+    )
+    .expect("write");
+    let out = vigil().args(["check-rules", bad.to_str().expect("utf8 path")]).output().expect("run vigil");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in
+        ["bad.yaml", "rules[0] (alert \"A\"): threshold.expr", "rules[1] (alert \"B\"): composite names \"Nope\""]
+    {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    let yaml = dir.0.join("yaml.yaml");
+    std::fs::write(&yaml, "rules:\n  - alert: [\n").expect("write");
+    let out = vigil().args(["check-rules", yaml.to_str().expect("utf8 path")]).output().expect("run vigil");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"), "a YAML error says where");
+
+    let config = dir.0.join("vigil.yaml");
+    std::fs::write(&config, format!("alerting:\n  rules_file: {}\n", bad.display())).expect("write");
+    let out = vigil().args(["check-config", config.to_str().expect("utf8 path")]).output().expect("run vigil");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("composite names"), "check-config checks the rule file too");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_starts_on_defaults_and_keeps_writes_without_a_forwarder() {
     let dir = TempDir::new("defaults");

@@ -4,10 +4,14 @@
 //! first anomalous data, name payments as the root cause, and show the failed traces and their log lines
 //! as evidence; `/api/v1/traces/{id}` must return a failed trace's spans, log lines and exemplar series;
 //! `/api/v1/service-graph` the topology; the span RED and service-graph series must be queryable through
-//! the Prometheus API; another tenant sees none of it.
+//! the Prometheus API; another tenant sees none of it. The real Alertmanager (Debian's
+//! `prometheus-alertmanager`) must hold one alert for the fault, on payments with the incident's root cause
+//! and trace ids, not one per symptom: the alerts of the services payments' failure reached are silenced.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../forward/tests/support/alertmanager.rs"]
+mod alertmanager;
 mod scenario;
 mod support;
 
@@ -33,8 +37,25 @@ async fn get_json(vigil: &Vigil, path: &str, tenant: &str) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_service_is_one_incident_with_its_root_cause_traces_and_log_lines() {
     let dir = TempDir::new("incidents");
+    let am = alertmanager::Alertmanager::start(&alertmanager::config(&["alertname", "tenant"], None, "")).await;
+    let rules = dir.0.join("rules.yaml");
+    std::fs::write(
+        &rules,
+        "rules:\n- alert: ServiceAnomaly\n  anomaly: {match: '{__name__=~\".+\"}', min_score: 1, for: 2s}\n",
+    )
+    .unwrap();
     let config = dir.0.join("vigil.yaml");
-    std::fs::write(&config, "correlate:\n  red:\n    step: 2s\n    lateness: 1s\n").unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "correlate:\n  red:\n    step: 2s\n    lateness: 1s\n\
+             alerting:\n  rules_file: {}\n  evaluation_interval: 300ms\n\
+             forward:\n  alertmanager:\n    - url: {}\n      flush_interval: 50ms\n",
+            rules.display(),
+            am.alerts_url()
+        ),
+    )
+    .unwrap();
     let vigil = Vigil::start(&dir.0, &["--config".into(), config.display().to_string()]).await;
 
     let shop = Topology::shop();
@@ -208,6 +229,33 @@ async fn a_failing_service_is_one_incident_with_its_root_cause_traces_and_log_li
         assert_eq!(status, 200, "{body}");
         assert!(!body["data"]["result"].as_array().unwrap().is_empty(), "{q}: {body}");
     }
+    // Alertmanager holds one alert for the fault: payments', with the incident; the anomalies of frontend
+    // and checkout that payments explains were silenced (ended there if they had gone out first).
+    let id = incident["id"].as_str().unwrap().to_owned();
+    let ours = |alerts: &[Value]| -> Vec<Value> {
+        alerts
+            .iter()
+            .filter(|a| alertmanager::labels(a).get("tenant").map(String::as_str) == Some(TENANT))
+            .cloned()
+            .collect()
+    };
+    let alert = am
+        .wait_for_alerts("one alert on payments at Alertmanager", Duration::from_secs(30), |a| {
+            let ours = ours(a);
+            (ours.len() == 1 && ours[0]["labels"]["service"] == "payments").then(|| ours[0].clone())
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let held = ours(&am.alerts().await);
+    assert_eq!(held.len(), 1, "still one alert, not one per symptom: {held:#?}");
+    let a = &alert["annotations"];
+    assert_eq!(a["incident"], id.as_str(), "{alert:#}");
+    assert!(a["root_cause"].as_str().unwrap().starts_with("payments (confidence"), "{alert:#}");
+    assert!(a["incident_url"].as_str().unwrap().ends_with(&format!("/api/v1/incidents/{id}")));
+    let traces: Vec<&str> = a["trace_ids"].as_str().unwrap().split(',').collect();
+    assert!(!traces.is_empty() && traces.iter().all(|t| truth.fault_traces.contains(*t)), "{traces:?}");
+    assert_eq!(alert["labels"]["alertname"], "ServiceAnomaly");
+
     let m = vigil.metrics().await;
     assert_eq!(metric_sum(&m, "vigil_correlate_incidents_opened_total", &[]), 1.0, "{m}");
     assert!(metric_sum(&m, "vigil_correlate_derived_samples_total", &[]) > 100.0);

@@ -36,8 +36,9 @@ pub struct AlertingConfig {
     /// alert on that service is firing (it explains this one).
     pub inhibit_by_root_cause: bool,
     /// The labels that name a series' service, first present wins (correlation's `service_labels`): an
-    /// alert grouped by `service` takes its value from them, so a span RED series (`service="api"`) and a
-    /// scraped one (`job="api"`) of one service are one alert, and root-cause inhibition can match it.
+    /// alert grouped by `service` takes its value from them, so a span RED series (`service="api"`), a
+    /// scraped one (`job="api"`) and a service-graph edge into it (`server="api"`, where its failures show)
+    /// of one service are one alert, and root-cause inhibition can match it.
     pub service_labels: Vec<String>,
     /// The label that tells tenants' alerts apart in one Alertmanager, added to the alerts of every tenant but
     /// `tenancy.default_tenant` (a multi-tenant Alertmanager reads the `X-Scope-OrgID` header instead); empty:
@@ -45,8 +46,6 @@ pub struct AlertingConfig {
     pub tenant_label: String,
     /// Vigil's address as Alertmanager users reach it, for `generatorURL` and incident links.
     pub external_url: String,
-    /// Alerts waiting for the forwarder's log at most; beyond, an evaluation's alerts are sent at the next one.
-    pub queue_capacity: usize,
 }
 
 impl Default for AlertingConfig {
@@ -61,10 +60,9 @@ impl Default for AlertingConfig {
             group_by: vec!["cluster".into(), "service".into()],
             group_window: Duration::from_secs(60),
             inhibit_by_root_cause: true,
-            service_labels: ["service", "service_name", "service.name", "job"].map(String::from).to_vec(),
+            service_labels: ["service", "service_name", "service.name", "job", "server"].map(String::from).to_vec(),
             tenant_label: "tenant".into(),
             external_url: "http://localhost:4318".into(),
-            queue_capacity: 1024,
         }
     }
 }
@@ -81,9 +79,6 @@ impl AlertingConfig {
             if d < Duration::from_millis(10) {
                 problems.push(format!("alerting.{key} must be at least 10ms"));
             }
-        }
-        if self.queue_capacity == 0 {
-            problems.push("alerting.queue_capacity must be > 0".into());
         }
         if self.service_labels.iter().any(String::is_empty) {
             problems.push("alerting.service_labels must not list an empty label".into());
