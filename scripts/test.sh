@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for pair in victoria-metrics:victoria-metrics prometheus:prometheus alertmanager:prometheus-alertmanager; do
+for pair in victoria-metrics:victoria-metrics prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager; do
   bin=${pair%%:*} pkg=${pair##*:}
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/bin/$bin" ] || missing+=("$pkg")
 done

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use vigil_forward::alertmanager::AlertmanagerConfig;
 use vigil_forward::loki::LokiConfig;
 use vigil_forward::tempo::TempoConfig;
 use vigil_forward::victoriametrics::VictoriaMetricsConfig;
@@ -69,6 +70,10 @@ struct ServeArgs {
     /// --forward-victoriametrics.
     #[arg(long = "forward-loki", value_name = "URL")]
     forward_loki: Vec<String>,
+    /// Alertmanager alerts endpoint, e.g. http://127.0.0.1:9093/api/v2/alerts, where the alert rules'
+    /// alerts go. Repeatable, like --forward-victoriametrics.
+    #[arg(long = "forward-alertmanager", value_name = "URL")]
+    forward_alertmanager: Vec<String>,
     /// Log filter, e.g. `info` or `vigil=debug` (RUST_LOG wins when set).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -128,6 +133,12 @@ fn apply_flags(mut config: Config, args: &ServeArgs) -> Config {
         |u| VictoriaMetricsConfig::with_url(u),
     );
     override_destinations(&mut config.forward.loki, &args.forward_loki, |c| &c.url, |u| LokiConfig::with_url(u));
+    override_destinations(
+        &mut config.forward.alertmanager,
+        &args.forward_alertmanager,
+        |c| &c.url,
+        |u| AlertmanagerConfig::with_url(u),
+    );
     override_destinations(&mut config.forward.tempo, &args.forward_tempo, |c| &c.url, |u| TempoConfig::with_url(u));
     config
 }
