@@ -375,6 +375,28 @@ impl OwnSeriesStore {
         Ok(out)
     }
 
+    /// The newest sample in `(from_ms, to_ms]` of every series of `tenant` that `matches`: what an instant
+    /// selector reads, without copying the window (alert rules read every series each evaluation).
+    pub(crate) fn latest(
+        &self,
+        tenant: &str,
+        matches: &dyn Fn(&Labels) -> bool,
+        (from_ms, to_ms): (i64, i64),
+    ) -> Vec<(Arc<Labels>, f64)> {
+        let from_ms = from_ms.max(self.cutoff_ms().saturating_sub(1));
+        let Some(t) = self.tenant(tenant) else { return Vec::new() };
+        let t = t.read();
+        t.series
+            .iter()
+            .filter(|(labels, _)| matches(labels))
+            .filter_map(|(labels, samples)| {
+                let hi = samples.partition_point(|&(ts, _)| ts <= to_ms);
+                let &(ts, value) = samples.get(hi.checked_sub(1)?)?;
+                (ts > from_ms).then(|| (Arc::clone(labels), value))
+            })
+            .collect()
+    }
+
     /// The label sets of every series of `tenant` that `matches` and has a sample in `[from_ms, to_ms]`.
     pub(crate) fn series(
         &self,

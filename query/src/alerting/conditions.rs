@@ -56,8 +56,7 @@ pub(crate) fn evaluate(rule: &Rule, inputs: &Inputs<'_>) -> Result<BTreeMap<Labe
             }
         }
         Condition::Anomaly { selector, min_score, .. } => {
-            let samples = promql::select_latest(inputs.store, inputs.tenant, selector, inputs.now_ms, limits)
-                .map_err(|e| e.to_string())?;
+            let samples = promql::select_latest(inputs.store, inputs.tenant, selector, inputs.now_ms, LOOKBACK_MS);
             for s in samples.into_iter().filter(|s| s.value >= *min_score) {
                 let mut labels = (*s.labels).clone();
                 labels.remove(METRIC_NAME);

@@ -330,3 +330,20 @@ fn inhibit_rules_silence_alerts_on_the_node_of_a_node_alert() {
     got.sort();
     assert_eq!(got, [("NodeDown".into(), "n1".into()), ("Slow".into(), "n2".into())]);
 }
+
+#[test]
+fn an_anomaly_rule_reads_each_series_newest_score_within_the_lookback_only() {
+    let s = store();
+    let mut e = evaluator("rules:\n- alert: A\n  anomaly: {match: '{__name__=\"m\"}'}\n");
+    let labels = [("__name__", "anomaly_score"), ("for", "m"), ("service", "api")];
+    put(&s, "default", &labels, T0 - 60_000, 5.0);
+    put(&s, "default", &labels, T0 - 1_000, 0.2);
+    assert!(tick(&mut e, &s, T0, &[]).is_empty(), "the newest score is low: an older high one does not count");
+    put(&s, "default", &labels, T0 + 1_000, 3.0);
+    assert!(tick(&mut e, &s, T0, &[]).is_empty(), "a score after the evaluation time is not read");
+    assert_eq!(alerts(&tick(&mut e, &s, T0 + 1_000, &[])).len(), 1);
+    let stale = tick(&mut e, &s, T0 + 1_000 + 5 * 60_000 + 1, &[]);
+    let r = alerts(&stale);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(!firing(r[0], T0 + 301_001), "stale after the 5 m lookback: resolved");
+}

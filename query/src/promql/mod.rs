@@ -145,27 +145,21 @@ pub(crate) fn check(query: &str) -> Result<(), QueryError> {
     }
 }
 
-/// The latest sample (within the lookback) of every series `selector` selects at `t_ms`.
+/// The latest sample (within the lookback) of every series `selector` selects at `t_ms`, as an instant
+/// selector reads it; no offset or `@` (alert rules refuse them).
 pub(crate) fn select_latest(
     store: &OwnSeriesStore,
     tenant: &str,
     selector: &promql_parser::parser::VectorSelector,
     t_ms: i64,
-    limits: Limits,
-) -> Result<Vec<Sample>, QueryError> {
-    let mut loader = plan::Loader {
-        store,
-        tenant,
-        start_ms: t_ms,
-        end_ms: t_ms,
-        lookback_ms: limits.lookback_ms,
-        budget: limits.budget,
-    };
-    let node = loader.compile(&Expr::VectorSelector(selector.clone()))?;
-    match eval::eval(&node, t_ms, eval::Ctx { lookback_ms: limits.lookback_ms })? {
-        Value::Vector(v) => Ok(v),
-        other => Err(eval::type_error("a selector", &other)),
-    }
+    lookback_ms: i64,
+) -> Vec<Sample> {
+    let matches = |labels: &crate::own_series::Labels| selects(selector.name.as_deref(), &selector.matchers, labels);
+    store
+        .latest(tenant, &matches, (t_ms.saturating_sub(lookback_ms), t_ms))
+        .into_iter()
+        .map(|(labels, value)| Sample { labels, value })
+        .collect()
 }
 
 /// A range query's time span.
