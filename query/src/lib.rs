@@ -25,7 +25,9 @@ use axum::Router;
 pub use anomalies::{AnomalyApi, anomalies_router};
 pub use correlate::{CorrelateApi, correlate_router};
 pub use health::{BackendStatus, ReadinessState, ReplayReport};
-pub use own_series::{OwnSeriesConfig, OwnSeriesMetrics, OwnSeriesStore};
+pub use own_series::{
+    KeepSet, KeepSnapshot, KeptSamples, OwnSeriesConfig, OwnSeriesMetrics, OwnSeriesStore, SampleRows,
+};
 pub use prom_api::{PromApi, prom_api_router};
 pub use self_metrics::SelfMetrics;
 pub use sql::{SqlApi, sql_router};

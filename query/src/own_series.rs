@@ -10,6 +10,10 @@
 //!
 //! Producers reach it through [`vigil_ingest::own_series::OwnSeriesSink`]; the PromQL evaluator reads it
 //! with [`OwnSeriesStore::select`], which copies what a query needs so no lock is held while it evaluates.
+//!
+//! Ingested series join them when the store's [`KeepSet`] selects them (`own_series.keep`, plus every
+//! selector the threshold rules read): the binary's feeder reads the metrics buffer through [`KeptSamples`]
+//! ([`keep`]), under the same bounds.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -25,6 +29,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 use vigil_ingest::own_series::{OwnSeries, OwnSeriesSink};
+
+mod keep;
+
+pub(crate) use keep::{KeepSelector, rule_selectors};
+pub use keep::{KeepSet, KeepSnapshot, KeptSamples, SampleRows};
 
 /// A series' labels, sorted by name (the order Prometheus compares and prints them in); no empty values.
 pub(crate) type Labels = BTreeMap<String, String>;
@@ -49,6 +58,10 @@ pub struct OwnSeriesConfig {
     /// `tenancy.default_tenant`; `0s`: never.
     #[serde(with = "humantime_serde")]
     pub self_metrics_interval: Duration,
+    /// PromQL series selectors (`up`, `node_cpu_seconds_total{mode="idle"}`, `{job="api"}`): ingested
+    /// series (remote write, OTLP) matching any of them are recorded into the store too, under their tenant.
+    /// The selectors of the loaded threshold rules are added to these.
+    pub keep: Vec<String>,
 }
 
 impl Default for OwnSeriesConfig {
@@ -59,6 +72,7 @@ impl Default for OwnSeriesConfig {
             max_series: 50_000,
             max_samples: 10_000_000,
             self_metrics_interval: Duration::from_secs(15),
+            keep: Vec::new(),
         }
     }
 }
@@ -75,6 +89,11 @@ impl OwnSeriesConfig {
         }
         if self.max_samples == 0 {
             problems.push("own_series.max_samples must be > 0".to_owned());
+        }
+        for (i, text) in self.keep.iter().enumerate() {
+            if let Err(e) = keep::parse_selector(text) {
+                problems.push(format!("own_series.keep[{i}]: {e}"));
+            }
         }
         if problems.is_empty() { Ok(()) } else { Err(problems) }
     }
@@ -95,6 +114,8 @@ pub struct OwnSeriesMetrics {
     dropped: Family<ReasonLabels, Counter>,
     series: Gauge,
     samples: Gauge,
+    keep_selectors: Gauge,
+    keep_lagged: Counter,
 }
 
 impl OwnSeriesMetrics {
@@ -105,6 +126,16 @@ impl OwnSeriesMetrics {
         r.register("dropped_samples", "Own-series samples dropped or rolled over, by reason", m.dropped.clone());
         r.register("series", "Series in the own-series store", m.series.clone());
         r.register("samples", "Samples in the own-series store", m.samples.clone());
+        r.register(
+            "keep_selectors",
+            "Selectors of ingested series recorded into the store (own_series.keep and the threshold rules')",
+            m.keep_selectors.clone(),
+        );
+        r.register(
+            "keep_lagged_batches",
+            "Metrics buffer batches evicted before the keep feeder read them (their kept samples are missing)",
+            m.keep_lagged.clone(),
+        );
         m
     }
 
@@ -152,6 +183,8 @@ pub struct OwnSeriesStore {
     samples: AtomicUsize,
     next_sweep_ms: AtomicI64,
     metrics: OwnSeriesMetrics,
+    /// Which ingested series are recorded here too.
+    keep: Arc<KeepSet>,
     /// Milliseconds since the Unix epoch; a parameter so tests can pin "now".
     clock: fn() -> i64,
 }
@@ -179,7 +212,9 @@ impl OwnSeriesStore {
 
     /// A store whose "now" is `clock` (tests).
     pub fn with_clock(config: OwnSeriesConfig, metrics: OwnSeriesMetrics, clock: fn() -> i64) -> Self {
+        let keep = Arc::new(KeepSet::new(&config.keep, metrics.keep_selectors.clone()));
         Self {
+            keep,
             config,
             tenants: RwLock::default(),
             series: AtomicUsize::new(0),
@@ -188,6 +223,11 @@ impl OwnSeriesStore {
             metrics,
             clock,
         }
+    }
+
+    /// The ingested series recorded here too: `own_series.keep` and the threshold rules' selectors.
+    pub fn keep(&self) -> &Arc<KeepSet> {
+        &self.keep
     }
 
     pub(crate) fn now_ms(&self) -> i64 {
@@ -262,30 +302,32 @@ impl OwnSeriesStore {
 
     fn append_one(&self, t: &mut TenantSeries, series: OwnSeries, cutoff: i64) {
         let labels: Labels = series.labels.into_iter().filter(|(_, v)| !v.is_empty()).collect();
-        let mut samples = series.samples;
-        let before = samples.len();
-        samples.retain(|&(ts, _)| ts >= cutoff);
-        self.metrics.drop("too_old", before - samples.len());
-        if samples.is_empty() {
+        self.append_labelled(t, &Arc::new(labels), &series.samples, cutoff);
+    }
+
+    /// `samples` of the series `labels` (no empty values), taken within the bounds.
+    fn append_labelled(&self, t: &mut TenantSeries, labels: &Arc<Labels>, samples: &[(i64, f64)], cutoff: i64) {
+        let kept = samples.iter().filter(|&&(ts, _)| ts >= cutoff).count();
+        self.metrics.drop("too_old", samples.len() - kept);
+        if kept == 0 {
             return;
         }
         if !labels.contains_key(METRIC_NAME) {
-            self.metrics.drop("no_name", samples.len());
+            self.metrics.drop("no_name", kept);
             return;
         }
-        let labels = Arc::new(labels);
-        let stored = match t.series.entry(labels) {
+        let stored = match t.series.entry(Arc::clone(labels)) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
                 if self.series.fetch_add(1, Ordering::Relaxed) >= self.config.max_series {
                     self.series.fetch_sub(1, Ordering::Relaxed);
-                    self.metrics.drop("series_limit", samples.len());
+                    self.metrics.drop("series_limit", kept);
                     return;
                 }
                 e.insert(VecDeque::new())
             }
         };
-        for (ts, value) in samples {
+        for &(ts, value) in samples.iter().filter(|&&(ts, _)| ts >= cutoff) {
             self.insert(stored, ts, value);
         }
     }
@@ -423,6 +465,15 @@ impl OwnSeriesStore {
 impl OwnSeriesStore {
     fn append_all(&self, tenant: &str, series: Vec<OwnSeries>, now: i64) {
         let cutoff = now.saturating_sub(self.retention_ms());
+        self.with_tenant(tenant, |t| {
+            for s in series {
+                self.append_one(t, s, cutoff);
+            }
+        });
+    }
+
+    /// Runs `f` on `tenant`'s series (created if new), write-locked.
+    fn with_tenant(&self, tenant: &str, f: impl FnOnce(&mut TenantSeries)) {
         // The map stays read-locked while appending: the sweep removes an empty tenant under its write lock,
         // so it cannot take one away between finding it here and writing into it.
         let tenants = loop {
@@ -434,10 +485,7 @@ impl OwnSeriesStore {
             self.tenants.write().entry(Arc::from(tenant)).or_default();
         };
         let Some(t) = tenants.get(tenant) else { return };
-        let mut t = t.write();
-        for s in series {
-            self.append_one(&mut t, s, cutoff);
-        }
+        f(&mut t.write());
     }
 }
 

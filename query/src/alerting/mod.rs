@@ -1,5 +1,8 @@
 //! Alert rules over Vigil's own series and incidents, sent to Alertmanager.
 //!
+//! The selectors of the threshold rules go into the own-series store's keep set on every (re)load, so the
+//! ingested series they read are recorded there too (`own_series::KeepSet`).
+//!
 //! Rules ([`rules`]: `threshold`, `anomaly`, `composite`) come from a YAML file, validated with errors that
 //! name the rule and key, and re-read when it changes (a bad edit is logged and counted; the rules before it
 //! keep running). Every `evaluation_interval` a thread evaluates them per tenant ([`evaluator`]): a series
@@ -163,6 +166,7 @@ impl AlertingHandle {
                 Vec::new(),
             ),
         };
+        inputs.store.keep().set_rule_selectors(set.keep_selectors());
         let shared = Arc::new(Shared {
             config,
             evaluator: Mutex::new(Evaluator::new(set)),
@@ -214,7 +218,7 @@ fn rule_loop(shared: &Shared, inputs: &AlertingInputs, mut loaded: Vec<u8>) {
         let started = Instant::now();
         if let (Some(path), true) = (&config.rules_file, started >= next_reload) {
             next_reload = started + config.reload_interval;
-            reload(shared, path, &mut loaded);
+            reload(shared, path, &mut loaded, &inputs.store);
         }
         let world = World {
             store: &inputs.store,
@@ -255,7 +259,7 @@ fn rule_loop(shared: &Shared, inputs: &AlertingInputs, mut loaded: Vec<u8>) {
 
 /// Re-reads the rule file if its bytes changed; a file that does not validate leaves the rules as they were
 /// (and is not parsed again until it changes).
-fn reload(shared: &Shared, path: &Path, last_seen: &mut Vec<u8>) {
+fn reload(shared: &Shared, path: &Path, last_seen: &mut Vec<u8>, store: &OwnSeriesStore) {
     let outcome = match read(path) {
         Ok(bytes) if bytes == *last_seen => return,
         Ok(bytes) => {
@@ -268,6 +272,7 @@ fn reload(shared: &Shared, path: &Path, last_seen: &mut Vec<u8>) {
     match outcome {
         Ok(set) => {
             let n = set.rules.len();
+            store.keep().set_rule_selectors(set.keep_selectors());
             shared.evaluator.lock().replace(set);
             *shared.reload_error.lock() = None;
             shared.metrics.reloads.get_or_create(&ResultLabels { result: "success" }).inc();

@@ -16,7 +16,8 @@
 //!     equal: [node]
 //! ```
 //!
-//! `threshold.expr` is PromQL over Vigil's own series (what `/api/v1/query` answers); `anomaly.match` selects
+//! `threshold.expr` is PromQL over Vigil's own series (what `/api/v1/query` answers), which include the
+//! ingested series its selectors read ([`RuleSet::keep_selectors`]); `anomaly.match` selects
 //! source series by their own labels (`__name__` is the scored metric), read from their `anomaly_score`
 //! series. A composite fires on the firing state of the rules it names, matched on its `on` labels.
 
@@ -27,6 +28,7 @@ use promql_parser::label::{MatchOp, Matcher, Matchers};
 use promql_parser::parser::{Expr, VectorSelector};
 use serde::Deserialize;
 
+use crate::own_series::{KeepSelector, rule_selectors};
 use crate::promql;
 
 /// Longest rule file read.
@@ -231,6 +233,18 @@ pub(crate) struct InhibitRule {
 pub(crate) struct RuleSet {
     pub(crate) rules: Vec<Rule>,
     pub(crate) inhibit: Vec<InhibitRule>,
+}
+
+impl RuleSet {
+    /// The series selectors inside the threshold rules' `expr`: the ingested series they read, which the
+    /// own-series store keeps (`own_series::KeepSet`).
+    pub(crate) fn keep_selectors(&self) -> Vec<KeepSelector> {
+        let threshold = |r: &Rule| match &r.condition {
+            Condition::Threshold { expr, .. } => rule_selectors(expr, r.tenants.as_deref()),
+            Condition::Anomaly { .. } | Condition::Composite { .. } => Vec::new(),
+        };
+        self.rules.iter().flat_map(threshold).collect()
+    }
 }
 
 /// The rules Vigil runs with no rule file: one anomaly alert per service (or cluster) with anomalous series
