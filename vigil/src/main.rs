@@ -4,6 +4,7 @@ mod alerts;
 mod config;
 mod correlate;
 mod eval;
+mod keep_series;
 mod own_series;
 mod topology;
 

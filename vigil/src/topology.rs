@@ -60,6 +60,8 @@ pub(crate) enum RunError {
     Correlate(vigil_detect::incidents::CorrelateError),
     #[error("{0}")]
     Alerting(vigil_query::alerting::AlertingError),
+    #[error("could not start the keep-series thread: {0}")]
+    KeepSeries(std::io::Error),
 }
 
 /// Forwarders being started, and what readiness will report of them.
@@ -170,6 +172,8 @@ pub(crate) async fn run(
         None
     };
     let correlate = correlator.as_ref().map(Correlator::handle);
+    // Ingested series the own-series store keeps (`own_series.keep`, the threshold rules' selectors).
+    let keep_feeder = crate::keep_series::start(&buffer, &series, &own_series).map_err(RunError::KeepSeries)?;
 
     // One byte total for every log: `wal.max_bytes` bounds them together.
     let wal_bytes = Arc::new(AtomicU64::new(0));
@@ -448,6 +452,7 @@ pub(crate) async fn run(
     // Detection reads the metrics buffer to its end, and its last scores go into the log before it closes.
     buffer.seal_all();
     buffer.close();
+    keep_feeder.stop();
     if let Some(engine) = engine
         && tokio::time::timeout_at(deadline, engine.join()).await.is_err()
     {
