@@ -8,7 +8,7 @@ use arrow_array::RecordBatch;
 use vigil_ingest::series::decode_label_key;
 
 use super::Shared;
-use crate::events::{Anomaly, Event, EventQuery};
+use crate::events::{Anomaly, Closed, Event, EventQuery, Filter, finish};
 use crate::forecast::{self, ForecastModel, ModelError};
 use crate::selector::Selector;
 use crate::verdict::ForecastPoint;
@@ -53,21 +53,38 @@ impl DetectHandle {
 
     /// The events table, all tenants: closed events oldest first, then the open ones.
     pub fn events_table(&self) -> Vec<RecordBatch> {
-        let open = self.open_events();
-        self.shared.events.snapshot(&open)
+        let (closed, open) = self.events(|_| true);
+        closed.into_batches(&open)
     }
 
     /// The events `query` selects, oldest peak first, and how many matched before `query.limit`.
+    ///
+    /// Never waits for a batch to be scored (the open events have their own lock, held by a worker only to
+    /// update them), and copies only the open events that pass the query's plain filters and the text test
+    /// of its selectors; the closed ones are filtered where they lie.
     pub fn anomalies(&self, query: &EventQuery<'_>) -> (Vec<Anomaly>, usize) {
-        crate::events::read(&self.events_table(), query)
+        let mut filter = Filter::new(query);
+        let (closed, open) = self.events(|e| filter.keeps(e));
+        let mut out = Vec::new();
+        for batch in &closed.chunks {
+            filter.batch(batch, &mut out);
+        }
+        out.extend(closed.pending.iter().chain(&open).filter_map(|e| filter.event(e)));
+        finish(out, query.limit)
     }
 
-    fn open_events(&self) -> Vec<Event> {
+    /// The closed events, and copies of the open ones `keep` keeps, each event once: the open events are
+    /// read first, shard by shard, then the table; an event that closed in between is in the table by then
+    /// (a worker adds it there before it lets go of the open events) and its open copy is dropped.
+    fn events(&self, keep: impl Fn(&Event) -> bool) -> (Closed, Vec<Event>) {
+        let seen = self.shared.events.pushed();
         let mut open = Vec::new();
-        for shard in self.shared.shards.iter() {
-            open.extend(shard.lock().events.open_events().cloned());
+        for shard in self.shared.open.iter() {
+            open.extend(shard.lock().open_events().filter(|e| keep(e)).cloned());
         }
-        open
+        let closed = self.shared.events.closed();
+        closed.drop_closed_twins(&mut open, seen);
+        (closed, open)
     }
 
     /// Forecasts of the tenant's scored series that `query` selects, and whether there were more than

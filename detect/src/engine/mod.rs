@@ -22,7 +22,7 @@ use vigil_ingest::buffer::{MetricsBuffer, SubscriptionMode};
 use vigil_ingest::series::{SeriesRegistry, decode_label_key};
 
 use crate::config::DetectConfig;
-use crate::events::EventLog;
+use crate::events::{EventLog, EventTracker};
 use crate::rules::RuleSet;
 use crate::series::SeriesDetector;
 use crate::telemetry::DetectMetrics;
@@ -70,8 +70,14 @@ pub(crate) struct Shared {
     rules: RuleSet,
     registry: Arc<SeriesRegistry>,
     metrics: DetectMetrics,
+    /// Closed events, all shards.
     events: EventLog,
+    /// Per shard: the state of its series, held by its worker for a whole batch.
     shards: Box<[Mutex<ShardState>]>,
+    /// Per shard: its open events, apart from [`Shared::shards`] so a reader of events never waits for a
+    /// batch to be scored; the worker holds it while it feeds a chunk's verdicts to the events and adds the
+    /// ones that closed to [`Shared::events`] (so an event is always in one of the two).
+    open: Box<[Mutex<EventTracker>]>,
     /// Series with detector state, all shards, against `max_series`.
     tracked: AtomicU64,
     max_series: u64,
@@ -127,13 +133,15 @@ impl Engine {
         let EngineInputs { buffer, registry, metrics, write_back, replaying } = inputs;
         let write_back = write_back.filter(|_| config.write_back);
         let close_after = u8::try_from(config.events.close_after).unwrap_or(u8::MAX);
-        let shards = (0..buffer.shard_count()).map(|_| Mutex::new(ShardState::new(close_after))).collect();
+        let shards = (0..buffer.shard_count()).map(|_| Mutex::new(ShardState::new())).collect();
+        let open = (0..buffer.shard_count()).map(|_| Mutex::new(EventTracker::new(close_after))).collect();
         let shared = Arc::new(Shared {
             rules,
             registry,
             metrics,
             events: EventLog::new(&config.events),
             shards,
+            open,
             tracked: AtomicU64::new(0),
             max_series: config.max_series,
             cap_warned: AtomicBool::new(false),

@@ -3,13 +3,14 @@
 //!
 //! The buffer shards rows by series id, so every sample of a series is read by the same worker, in the
 //! order it was appended; the series' state needs no lock of its own. The shard's state sits behind one
-//! mutex, taken once per batch by the worker and briefly by queries (open events, forecasts).
+//! mutex, taken once per batch by the worker and briefly by forecasts; its open events behind another,
+//! taken by the worker once per chunk, only to update them, so the anomaly API never waits for scoring.
 //!
 //! A batch is read in three passes (over chunks of [`CHUNK`] scored samples when it is larger): (a) every
 //! sample's verdict from its series' detector, its feature row queued for its group's forest; (b) the
 //! queued rows scored model by model (`iforest::online::Batch`: a forest walked once per block of rows
 //! rather than once per row, which took several times the rest of a sample's scoring); (c) the forest's and
-//! the peers' contributions added to each verdict, then events and write-back, in the batch's order. The
+//! the peers' contributions added to each verdict and write-back, then events, in the batch's order. The
 //! scores are those of scoring each sample through to the end before the next; the passes' buffers
 //! ([`Scratch`]) are kept from batch to batch.
 
@@ -70,12 +71,11 @@ pub(crate) struct ShardState {
     /// Series never scored: excluded by a rule, Vigil's own `anomaly_*` output, or over `detect.max_series`.
     /// Remembered so each is resolved (and counted) once.
     skipped: IdSet,
-    pub(crate) events: EventTracker,
 }
 
 impl ShardState {
-    pub(crate) fn new(close_after: u8) -> Self {
-        Self { series: IdMap::default(), skipped: IdSet::default(), events: EventTracker::new(close_after) }
+    pub(crate) fn new() -> Self {
+        Self { series: IdMap::default(), skipped: IdSet::default() }
     }
 }
 
@@ -104,6 +104,8 @@ const CHUNK: usize = 8192;
 pub(crate) struct Scratch {
     pending: Vec<Pending>,
     forest: Batch,
+    /// Events closed by a chunk, on their way to the table.
+    closed: Vec<Event>,
 }
 
 /// Counts for one batch, added to the shared counters once.
@@ -124,16 +126,12 @@ pub(crate) fn run(
     write_back: Option<&tokio::sync::mpsc::Sender<WriteBack>>,
 ) {
     let mut encoder = Encoder::default();
-    let mut closed = Vec::new();
     let mut scratch = Scratch::default();
     loop {
         match runtime.block_on(subscription.next()) {
             Next::Batch(batch) => {
                 let live = write_back.filter(|_| shared.live.load(Ordering::Relaxed));
-                score_batch(shared, index, &batch, live.map(|_| &mut encoder), &mut closed, &mut scratch);
-                if !closed.is_empty() {
-                    shared.events.extend(closed.drain(..));
-                }
+                score_batch(shared, index, &batch, live.map(|_| &mut encoder), &mut scratch);
                 if let Some(tx) = live {
                     for (tenant, body) in encoder.drain() {
                         send(shared, tx, tenant, body);
@@ -154,7 +152,6 @@ fn score_batch(
     index: usize,
     batch: &SealedBatch,
     mut encoder: Option<&mut Encoder>,
-    closed: &mut Vec<Event>,
     scratch: &mut Scratch,
 ) {
     let samples = &batch.samples;
@@ -167,9 +164,9 @@ fn score_batch(
         tracing::error!(shard = index, "A sealed batch does not have the samples schema. This is a bug.");
         return;
     };
-    let Some(state) = shared.shards.get(index) else { return };
+    let (Some(state), Some(events)) = (shared.shards.get(index), shared.open.get(index)) else { return };
     let mut state = state.lock();
-    let ShardState { series, skipped, events } = &mut *state;
+    let ShardState { series, skipped } = &mut *state;
     let mut tally = Tally::default();
     // (a) Verdicts and feature rows.
     for i in 0..samples.num_rows() {
@@ -205,10 +202,10 @@ fn score_batch(
         let rule = tracked.rule;
         scratch.pending.push(Pending { id, ts, value, slot: tracked.slot, rule, verdict, online });
         if scratch.pending.len() >= CHUNK {
-            finish_chunk(shared, events, scratch, encoder.as_deref_mut(), closed, &mut tally);
+            finish_chunk(shared, events, scratch, encoder.as_deref_mut(), &mut tally);
         }
     }
-    finish_chunk(shared, events, scratch, encoder, closed, &mut tally);
+    finish_chunk(shared, events, scratch, encoder, &mut tally);
     drop(state);
     let m = &shared.metrics;
     m.samples_scored.inc_by(tally.scored);
@@ -222,29 +219,37 @@ fn score_batch(
 }
 
 /// Passes (b) and (c) over the samples pending: the forests, each over all of its rows, then each sample's
-/// contributions, event and write-back in order.
+/// contributions and write-back in order, then — the shard's open events locked, briefly — its event, the
+/// events that closed going to the table before the lock is let go.
 fn finish_chunk(
     shared: &Shared,
-    events: &mut EventTracker,
+    events: &parking_lot::Mutex<EventTracker>,
     scratch: &mut Scratch,
     mut encoder: Option<&mut Encoder>,
-    closed: &mut Vec<Event>,
     tally: &mut Tally,
 ) {
-    let Scratch { pending, forest } = scratch;
+    let Scratch { pending, forest, closed } = scratch;
     forest.score();
     for p in pending.iter_mut() {
         let settings = shared.rules.settings(p.rule);
         shared.online.finish(p.online, settings, &mut p.verdict, forest, &shared.metrics);
-        tally.scored += 1;
-        let slot = p.slot;
-        let step = events.observe(p.id, p.ts, p.value, &p.verdict, || describe(&shared.registry, slot));
-        tally.opened += u64::from(step.opened);
-        closed.extend(step.closed);
         if let Some(encoder) = encoder.as_deref_mut()
-            && let Some((key, tenant)) = shared.registry.series_by_slot(slot)
+            && let Some((key, tenant)) = shared.registry.series_by_slot(p.slot)
         {
             encoder.push(tenant, key, p.ts, &p.verdict);
+        }
+    }
+    tally.scored += pending.len() as u64;
+    if !pending.is_empty() {
+        let mut events = events.lock();
+        for p in pending.iter() {
+            let slot = p.slot;
+            let step = events.observe(p.id, p.ts, p.value, &p.verdict, || describe(&shared.registry, slot));
+            tally.opened += u64::from(step.opened);
+            closed.extend(step.closed);
+        }
+        if !closed.is_empty() {
+            shared.events.extend(closed.drain(..));
         }
     }
     pending.clear();

@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use prometheus_client::registry::Registry;
@@ -333,5 +334,123 @@ async fn a_pod_unlike_its_siblings_is_an_event_and_the_group_forest_stays_quiet(
     assert!(m.iforest_refits.get() >= 1 && m.iforest_refit_errors.get() == 0, "{m:?}");
     assert_eq!(m.iforest_groups.get(), 1);
     assert!(m.iforest_anomalous.get() <= 2, "the forest flagged {} ordinary samples", m.iforest_anomalous.get());
+    f.stop().await;
+}
+
+/// A worker holds its shard's state for a whole batch: readers of events must not wait for it. With every
+/// shard's state locked, as while batches are scored, the anomaly API and the events table still answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_read_while_every_shard_is_scoring_a_batch() {
+    let f = Fixture::start(DetectConfig::default());
+    let team = f.registry.tenant("team-a").unwrap();
+    f.write(team, vec![noisy(&[("__name__", "latency"), ("job", "api")], SPIKE_AT + 10)]);
+    f.settle().await;
+    let handle = f.engine.handle();
+    let scoring: Vec<_> = handle.shared.shards.iter().map(|s| s.lock()).collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = handle.clone();
+    std::thread::spawn(move || {
+        let sel = [Selector::parse(r#"latency{job="api"}"#).unwrap()];
+        let listed = reader.anomalies(&query("team-a", &sel)).0.len();
+        let rows = reader.events_table().iter().map(|b| b.num_rows()).sum::<usize>();
+        let _ = tx.send((listed, rows));
+    });
+    let answer = rx.recv_timeout(Duration::from_secs(10));
+    drop(scoring);
+    assert_eq!(answer, Ok((1, 1)), "the spike's event, read without the shards' state");
+    f.stop().await;
+}
+
+/// Events open and close all the time while a reader polls: every answer lists each event once (an event
+/// closing while the open ones are read is not also listed as open), and the API's answers are those of
+/// the events table read the old way (build the whole table, then filter).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_racing_the_workers_sees_every_event_once() {
+    let f = Arc::new(Fixture::start(DetectConfig::default()));
+    let t = f.registry.default_tenant();
+    let start = start_ms() - 3_600_000;
+    let handle = f.engine.handle();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (handle, stop) = (handle.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let (mut reads, mut most) = (0, 0);
+            while !stop.load(Ordering::Relaxed) {
+                let (events, matched) = handle.anomalies(&EventQuery { limit: usize::MAX, ..query("anonymous", &[]) });
+                let mut keys: Vec<_> = events.iter().map(|e| (e.labels.clone(), e.start_ms)).collect();
+                keys.sort();
+                keys.dedup();
+                assert_eq!(keys.len(), events.len(), "an event listed twice: {events:?}");
+                assert_eq!(matched, events.len());
+                let table = handle.events_table();
+                let rows = table.iter().map(|b| b.num_rows()).sum::<usize>();
+                let ids = table
+                    .iter()
+                    .filter_map(crate::events::Columns::of)
+                    .flat_map(|c| (0..c.series_id.len()).map(move |i| (c.series_id.value(i), c.start.value(i))));
+                assert_eq!(ids.collect::<std::collections::HashSet<_>>().len(), rows, "a row twice in the table");
+                (reads, most) = (reads + 1, most.max(events.len()));
+            }
+            (reads, most)
+        })
+    };
+    // 40 series, each with a spike every 25 samples (an event that closes three samples later), written
+    // 50 samples at a time.
+    let mut x = 0x2545_f491_4f6c_dd1d_u64;
+    for round in 0..12 {
+        let series = (0..40)
+            .map(|k| {
+                let samples = (round * 50..(round + 1) * 50)
+                    .map(|i| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let spike = i > 60 && (i + k) % 25 == 0;
+                        let value = if spike { 1000.0 } else { 100.0 + (x % 1000) as f64 / 1000.0 };
+                        Sample { value, timestamp: start + i as i64 * STEP_MS }
+                    })
+                    .collect();
+                let k = k.to_string();
+                TimeSeries { labels: labels(&[("__name__", "m"), ("k", &k)]), samples, ..Default::default() }
+            })
+            .collect();
+        f.write(t, series);
+        f.buffer.seal_all();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f.settle().await;
+    stop.store(true, Ordering::Relaxed);
+    let (reads, most) = reader.join().unwrap();
+    assert!(reads > 5 && most > 0, "{reads} reads, at most {most} events");
+    // At rest, the API reads what filtering the whole table reads, query by query. (On a loaded machine
+    // a worker may still be finishing a batch after `settle`: wait for the table to stop changing.)
+    let mut table = handle.events_table();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let again = handle.events_table();
+        if again == table {
+            break;
+        }
+        table = again;
+    }
+    let sel = [Selector::parse(r#"m{k=~"1.*"}"#).unwrap(), Selector::parse(r#"{k="7"}"#).unwrap()];
+    let queries = [
+        query("anonymous", &[]),
+        query("anonymous", &sel),
+        EventQuery { min_score: 3.0, limit: 7, ..query("anonymous", &sel) },
+        EventQuery {
+            start_ms: Some(start + 200 * STEP_MS),
+            end_ms: Some(start + 300 * STEP_MS),
+            ..query("anonymous", &[])
+        },
+        query("team-a", &[]),
+    ];
+    for q in &queries {
+        assert_eq!(handle.anomalies(q), crate::events::read(&table, q), "{q:?}");
+    }
+    let (all, _) = handle.anomalies(&EventQuery { limit: usize::MAX, ..query("anonymous", &[]) });
+    assert!(all.len() >= 40 * 10 && all.iter().any(|e| e.open) && all.iter().any(|e| !e.open), "{}", all.len());
+    drop(handle);
+    let Ok(f) = Arc::try_unwrap(f) else { panic!("the fixture is still shared") };
     f.stop().await;
 }

@@ -41,11 +41,20 @@ pub(crate) struct Chunks<R> {
     /// Rows in `chunks`.
     chunked: usize,
     pending: Vec<R>,
+    /// Rows ever pushed: a reader that notes it before and after tells the rows added meanwhile (the newest).
+    pushed: u64,
 }
 
 impl<R: Row> Chunks<R> {
     pub(crate) fn new(max_rows: usize, max_age_ms: i64) -> Self {
-        Self { max_rows: max_rows.max(1), max_age_ms, chunks: VecDeque::new(), chunked: 0, pending: Vec::new() }
+        Self {
+            max_rows: max_rows.max(1),
+            max_age_ms,
+            chunks: VecDeque::new(),
+            chunked: 0,
+            pending: Vec::new(),
+            pushed: 0,
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -54,6 +63,7 @@ impl<R: Row> Chunks<R> {
 
     /// Adds a row (retention is the caller's: [`Chunks::retain`]).
     pub(crate) fn push(&mut self, row: R) {
+        self.pushed += 1;
         self.pending.push(row);
         if self.pending.len() < R::CHUNK_ROWS {
             return;
@@ -97,6 +107,17 @@ impl<R: Row> Chunks<R> {
                 return;
             }
         }
+    }
+
+    /// Rows ever pushed, retention notwithstanding.
+    pub(crate) fn pushed(&self) -> u64 {
+        self.pushed
+    }
+
+    /// The chunks (shared, not copied) and the rows not yet chunked, oldest first: a reader filters them
+    /// after letting go of the table instead of building a batch of every pending row.
+    pub(crate) fn pending(&self) -> (Vec<RecordBatch>, &[R]) {
+        (self.chunks.iter().cloned().collect(), &self.pending)
     }
 
     /// The table, oldest first, then `extra` in the last batch.

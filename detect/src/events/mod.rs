@@ -16,10 +16,12 @@ use std::sync::Arc;
 
 use crate::verdict::{Contributions, Verdict};
 
+#[cfg(test)]
 pub(crate) use read::read;
 pub use read::{Anomaly, EventQuery};
+pub(crate) use read::{Filter, finish};
 pub use severity::Severity;
-pub(crate) use table::{Columns, now_ms};
+pub(crate) use table::{Closed, Columns, now_ms};
 pub use table::{EventLog, schema};
 
 /// The sample of an event with the highest score.

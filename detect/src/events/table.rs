@@ -178,6 +178,74 @@ impl EventLog {
         inner.retain(now_ms());
         inner.snapshot(open)
     }
+
+    /// Closed events ever added: note it before reading the open events, and [`Closed::drop_closed_twins`]
+    /// tells which of those closed meanwhile.
+    pub(crate) fn pushed(&self) -> u64 {
+        self.inner.lock().pushed()
+    }
+
+    /// The closed events (after retention), taken under the lock without building anything: the chunks
+    /// (shared) and a copy of the fewer than [`CHUNK_ROWS`] rows not yet chunked.
+    pub(crate) fn closed(&self) -> Closed {
+        let mut inner = self.inner.lock();
+        inner.retain(now_ms());
+        let (chunks, pending) = inner.pending();
+        Closed { chunks, pending: pending.to_vec(), pushed: inner.pushed() }
+    }
+}
+
+/// The closed events as a reader took them ([`EventLog::closed`]), oldest first.
+#[derive(Debug)]
+pub(crate) struct Closed {
+    pub(crate) chunks: Vec<RecordBatch>,
+    /// The rows after the chunks.
+    pub(crate) pending: Vec<Event>,
+    /// [`EventLog::pushed`] then.
+    pushed: u64,
+}
+
+impl Closed {
+    /// Removes from `open` (open events read after [`EventLog::pushed`] gave `seen`, before this was taken)
+    /// every event that has closed since: it is among the newest `pushed - seen` rows here, and must be
+    /// read once, closed. An event is known by its series and start.
+    pub(crate) fn drop_closed_twins(&self, open: &mut Vec<Event>, seen: u64) {
+        let mut left = usize::try_from(self.pushed.saturating_sub(seen)).unwrap_or(usize::MAX);
+        if left == 0 || open.is_empty() {
+            return;
+        }
+        let mut keys = std::collections::HashSet::new();
+        keys.extend(self.pending.iter().rev().take(left).map(|e| (e.series_id, e.start_ms)));
+        left = left.saturating_sub(self.pending.len());
+        for batch in self.chunks.iter().rev() {
+            if left == 0 {
+                break;
+            }
+            let Some(c) = Columns::of(batch) else { continue };
+            let rows = batch.num_rows();
+            keys.extend((rows.saturating_sub(left)..rows).map(|i| (c.series_id.value(i), c.start.value(i))));
+            left = left.saturating_sub(rows);
+        }
+        open.retain(|e| !keys.contains(&(e.series_id, e.start_ms)));
+    }
+
+    /// As record batches: the chunks, then the pending rows and `open` in one last batch (the shape of
+    /// [`EventLog::snapshot`]).
+    pub(crate) fn into_batches(self, open: &[Event]) -> Vec<RecordBatch> {
+        let mut out = self.chunks;
+        match to_batch(self.pending.iter().chain(open)) {
+            Ok(batch) if batch.num_rows() > 0 => out.push(batch),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "Building the events table failed. This is a bug."),
+        }
+        out
+    }
+}
+
+/// One record batch of `events`, for tests.
+#[cfg(test)]
+pub(crate) fn to_batch_for_tests(events: &[Event]) -> RecordBatch {
+    to_batch(events.iter()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// One record batch of events.

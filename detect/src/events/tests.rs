@@ -6,7 +6,7 @@ use super::read::read;
 use super::table::CHUNK_ROWS;
 use super::*;
 use crate::config::EventsConfig;
-use crate::selector::Selector;
+use crate::selector::{MatchOp, Selector};
 
 fn verdict(score: f64) -> Verdict {
     Verdict {
@@ -110,4 +110,127 @@ fn reads_filter_by_tenant_time_score_and_selector() {
     let q = EventQuery { limit: 1, ..query("a", &[]) };
     let (one, matched) = read(&batches, &q);
     assert_eq!((one[0].labels["i"].as_str(), matched), ("4", 3), "the most recent within the limit");
+}
+
+#[test]
+fn an_event_closed_while_the_open_ones_are_read_is_read_once_closed() {
+    let log = EventLog::new(&EventsConfig::default());
+    let now = super::table::now_ms();
+    log.extend((0..10).map(|i| event("t", i, now - 5000, 2.0)));
+    // A reader notes the count, then copies the open events: 100 and 101 are open then.
+    let seen = log.pushed();
+    let open_copy = |id| Event { open: true, ..event("t", id, now - 1000, 3.0) };
+    let mut open = vec![open_copy(100), open_copy(101), open_copy(102)];
+    // Before it takes the table, 100 closes, then CHUNK_ROWS others, then 101: both now in the table, one in
+    // a chunk, one among the rows not yet chunked.
+    log.extend([Event { end_ms: now, open: false, ..open_copy(100) }]);
+    log.extend((0..CHUNK_ROWS as u64).map(|i| event("t", 1000 + i, now, 2.0)));
+    log.extend([Event { end_ms: now, open: false, ..open_copy(101) }]);
+    let closed = log.closed();
+    assert!(!closed.chunks.is_empty(), "100 was chunked");
+    closed.drop_closed_twins(&mut open, seen);
+    assert_eq!(open.iter().map(|e| e.series_id).collect::<Vec<_>>(), [102], "only the one still open");
+    // Events closed before the count are not among the newest: an open event of the same series (a later
+    // one, another start) stays.
+    let mut later = vec![Event { start_ms: now + 1000, ..open_copy(5) }, open_copy(5)];
+    log.closed().drop_closed_twins(&mut later, seen);
+    assert_eq!(later.len(), 2);
+    let batches = log.closed().into_batches(&open);
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 10 + 2 + CHUNK_ROWS + 1);
+    assert_eq!(batches, log.snapshot(&open), "the table as snapshot builds it");
+}
+
+#[test]
+fn events_are_filtered_as_they_are_as_in_the_table() {
+    // Label values that JSON escapes: the text test on the labels must not lose them.
+    let tricky = [r#"a"b"#, r"back\slash", "new\nline", "tab\t", "ünïcode ✓", "", "x"];
+    let now = super::table::now_ms();
+    let events: Vec<Event> = tricky
+        .iter()
+        .enumerate()
+        .flat_map(|(i, v)| {
+            let labels: std::collections::BTreeMap<&str, &str> = [("__name__", "m"), ("v", v), ("job", "api")].into();
+            let labels: Arc<str> = Arc::from(serde_json::to_string(&labels).unwrap());
+            let at = now - 10_000 * i as i64;
+            let e = |tenant: &str, start_ms, score| Event {
+                labels: Arc::clone(&labels),
+                start_ms,
+                end_ms: start_ms + 500,
+                peak: Peak::new(start_ms + 200, 5.0, &verdict(score)),
+                open: score > 4.0,
+                ..event(tenant, i as u64, 0, 0.0)
+            };
+            [e("a", at, 2.0), e("a", at - 1000, 5.0), e("b", at, 3.0), e("a", at + 1, f64::NAN)]
+        })
+        .collect();
+    let batches = vec![super::table::to_batch_for_tests(&events)];
+    let sels = |texts: &[&str]| texts.iter().map(|t| Selector::parse(t).unwrap()).collect::<Vec<_>>();
+    let selector_sets = [
+        sels(&[]),
+        sels(&[r#"m{v="a\"b"}"#]),
+        sels(&[r#"{v="back\\slash"}"#, r#"{v="new\nline"}"#]),
+        sels(&[r#"m{v="tab\t",job="api"}"#]),
+        sels(&[r#"{v="ünïcode ✓"}"#]),
+        sels(&[r#"m{v=""}"#]),
+        sels(&[r#"m{v!="x",job=~"a.*"}"#]),
+        sels(&[r#"m{job="web"}"#]),
+    ];
+    for sel in &selector_sets {
+        let base = query("a", sel);
+        let queries = [
+            base.clone(),
+            EventQuery { min_score: 3.0, ..base.clone() },
+            EventQuery { start_ms: Some(now - 25_000), end_ms: Some(now - 5_000), ..base.clone() },
+            EventQuery { limit: 2, ..base.clone() },
+            EventQuery { tenant: "b", ..base.clone() },
+        ];
+        for q in &queries {
+            let mut filter = Filter::new(q);
+            let copied: Vec<&Event> = events.iter().filter(|e| filter.keeps(e)).collect();
+            let direct = finish(copied.iter().filter_map(|e| filter.event(e)).collect(), q.limit);
+            // Debug text: NaN scores are kept alike, and NaN is not equal to itself.
+            assert_eq!(format!("{direct:?}"), format!("{:?}", read(&batches, q)), "{q:?}");
+            assert_eq!(format!("{direct:?}"), format!("{:?}", naive(&events, q)), "{q:?}");
+        }
+        let escaped = sel.iter().flat_map(|s| s.matchers()).any(|m| m.name == "v" && m.op == MatchOp::Equal);
+        if escaped && !sel.iter().flat_map(|s| s.matchers()).any(|m| m.value.is_empty()) {
+            assert_eq!(read(&batches, &base).1, 3 * sel.len(), "each selected series' three events: {sel:?}");
+        }
+    }
+}
+
+/// The query on `events` the plain way: every label set parsed, nothing skipped early.
+fn naive(events: &[Event], q: &EventQuery<'_>) -> (Vec<Anomaly>, usize) {
+    let mut out: Vec<Anomaly> = events
+        .iter()
+        .filter(|e| {
+            !(&*e.tenant != q.tenant
+                || e.peak.score < q.min_score
+                || q.start_ms.is_some_and(|from| e.end_ms < from)
+                || q.end_ms.is_some_and(|to| e.start_ms > to))
+        })
+        .filter_map(|e| {
+            let labels: std::collections::BTreeMap<String, String> = serde_json::from_str(&e.labels).ok()?;
+            let selected =
+                q.selectors.is_empty() || q.selectors.iter().any(|s| s.matches(|n| labels.get(n).map(String::as_str)));
+            selected.then(|| Anomaly {
+                labels,
+                start_ms: e.start_ms,
+                end_ms: e.end_ms,
+                peak_ms: e.peak.timestamp_ms,
+                value: e.peak.value,
+                score: e.peak.score,
+                expected: e.peak.expected,
+                lower: e.peak.lower,
+                upper: e.peak.upper,
+                detectors: e.peak.contributions.iter().collect(),
+                severity: e.severity(),
+                open: e.open,
+            })
+        })
+        .collect();
+    out.sort_by_key(|a| (a.peak_ms, a.start_ms));
+    let matched = out.len();
+    out.drain(..matched.saturating_sub(q.limit));
+    (out, matched)
 }
