@@ -32,6 +32,10 @@ pub struct AlertingConfig {
     /// within it stays one alert.
     #[serde(with = "humantime_serde")]
     pub group_window: Duration,
+    /// Group the alerting series of the services an open incident explains under its root-cause service:
+    /// one fault is one alert (on the root cause), whichever services show it and whether or not the root
+    /// cause's own series alert.
+    pub group_by_incident: bool,
     /// Silence an alert on a service when an open incident names another service as its root cause and an
     /// alert on that service is firing (it explains this one).
     pub inhibit_by_root_cause: bool,
@@ -59,6 +63,7 @@ impl Default for AlertingConfig {
             resolved_retention: Duration::from_secs(15 * 60),
             group_by: vec!["cluster".into(), "service".into()],
             group_window: Duration::from_secs(60),
+            group_by_incident: true,
             inhibit_by_root_cause: true,
             service_labels: ["service", "service_name", "service.name", "job", "server"].map(String::from).to_vec(),
             tenant_label: "tenant".into(),

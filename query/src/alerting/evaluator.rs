@@ -8,7 +8,7 @@ use vigil_detect::incidents::Incident;
 use vigil_proto::alertmanager::AlertBatch;
 
 use super::conditions::{self, Inputs};
-use super::groups::{self, Group, Sent};
+use super::groups::{self, Group, Sent, Services};
 use super::inhibit::{self, Explained};
 use super::notify::{self, IncidentNote, Timing};
 use super::rules::{Condition, RuleSet};
@@ -84,6 +84,10 @@ impl Evaluator {
         let window = AlertingConfig::millis(config.group_window);
         let retention = AlertingConfig::millis(config.resolved_retention);
         for tenant in &tenants {
+            let incidents = (world.open_incidents)(tenant);
+            let (explained, notes) = incident_maps(&incidents);
+            let services =
+                Services { labels: &config.service_labels, root_of: config.group_by_incident.then_some(&explained) };
             let mut this_tenant: Vec<Instances> = Vec::with_capacity(self.set.rules.len());
             for (i, rule) in self.set.rules.iter().enumerate() {
                 let mut inst = self.instances[i].remove(tenant).unwrap_or_default();
@@ -104,7 +108,7 @@ impl Evaluator {
                 }
                 if rule.send {
                     let groups = self.groups.entry((tenant.clone(), rule.name.clone())).or_default();
-                    groups::update(groups, rule, &inst, &config.service_labels, now_ms, (window, retention));
+                    groups::update(groups, rule, &inst, services, now_ms, (window, retention));
                 }
                 this_tenant.push(inst);
             }
@@ -113,7 +117,7 @@ impl Evaluator {
                     self.instances[i].insert(tenant.clone(), inst);
                 }
             }
-            self.notify(tenant, world, config, send);
+            self.notify(tenant, (&explained, &notes), world, config, send);
         }
         let names: BTreeSet<&str> = self.set.rules.iter().filter(|r| r.send).map(|r| r.name.as_str()).collect();
         // Groups of rules gone in a reload resolve and are dropped once their retention passes.
@@ -133,19 +137,18 @@ impl Evaluator {
     fn notify(
         &mut self,
         tenant: &str,
+        (explained, notes): (&BTreeMap<String, Explained>, &BTreeMap<String, IncidentNote>),
         world: &World<'_>,
         config: &AlertingConfig,
         send: &mut dyn FnMut(AlertBatch) -> bool,
     ) {
-        let incidents = (world.open_incidents)(tenant);
-        let (explained, notes) = incident_maps(&incidents);
         let mut all: Vec<&mut Group> = self
             .groups
             .range_mut((tenant.to_owned(), String::new())..)
             .take_while(|((t, _), _)| t == tenant)
             .flat_map(|(_, g)| g.values_mut())
             .collect();
-        let explained_on = config.inhibit_by_root_cause.then_some(&explained);
+        let explained_on = config.inhibit_by_root_cause.then_some(explained);
         inhibit::apply(&mut all, &self.set.inhibit, explained_on);
         let resend_ms = AlertingConfig::millis(config.resend_delay);
         let eval_ms = AlertingConfig::millis(config.evaluation_interval);

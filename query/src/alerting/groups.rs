@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::inhibit::Explained;
 use super::rules::Rule;
 use super::state::Instances;
 use crate::own_series::Labels;
@@ -53,17 +54,32 @@ impl Group {
 /// The label every alert names its service with.
 pub(crate) const SERVICE: &str = "service";
 
+/// How a series' service is read for grouping.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Services<'a> {
+    /// The labels naming it, first present wins (`alerting.service_labels`).
+    pub(crate) labels: &'a [String],
+    /// Services an open incident explains, with its root cause: their series group under the root-cause
+    /// service (`alerting.group_by_incident`), so one fault is one alert whichever services show it.
+    pub(crate) root_of: Option<&'a BTreeMap<String, Explained>>,
+}
+
 /// The alert labels of a firing series of `rule`: everything when the rule does not group, else the
-/// `group_by` labels the series has (`service` read through `service_labels`, first present); then the
-/// rule's labels, then `alertname`.
-pub(crate) fn group_labels(rule: &Rule, series: &Labels, service_labels: &[String]) -> Labels {
+/// `group_by` labels the series has (`service` read through the service labels, first present, and moved
+/// to its incident's root cause); then the rule's labels, then `alertname`.
+pub(crate) fn group_labels(rule: &Rule, series: &Labels, services: Services<'_>) -> Labels {
     let mut labels: Labels = match &rule.group_by {
         None => series.clone(),
         Some(by) => by
             .iter()
             .filter_map(|l| {
                 let value = match l.as_str() {
-                    SERVICE => service_labels.iter().find_map(|s| series.get(s)).or_else(|| series.get(l)),
+                    SERVICE => services
+                        .labels
+                        .iter()
+                        .find_map(|s| series.get(s))
+                        .or_else(|| series.get(l))
+                        .map(|s| services.root_of.and_then(|r| r.get(s)).map_or(s, |e| &e.root)),
                     _ => series.get(l),
                 };
                 value.map(|v| (l.clone(), v.clone()))
@@ -83,14 +99,14 @@ pub(crate) fn update(
     groups: &mut BTreeMap<Labels, Group>,
     rule: &Rule,
     instances: &Instances,
-    service_labels: &[String],
+    services: Services<'_>,
     now_ms: i64,
     (window_ms, retention_ms): (i64, i64),
 ) {
     let mut firing: BTreeMap<Labels, (BTreeMap<Labels, f64>, i64)> = BTreeMap::new();
     for (series, instance) in instances.firing() {
         let (members, since) =
-            firing.entry(group_labels(rule, series, service_labels)).or_insert_with(|| (BTreeMap::new(), i64::MAX));
+            firing.entry(group_labels(rule, series, services)).or_insert_with(|| (BTreeMap::new(), i64::MAX));
         members.insert(series.clone(), instance.value);
         *since = (*since).min(instance.active_since_ms);
     }
@@ -135,7 +151,7 @@ mod tests {
     use super::*;
     use crate::alerting::rules;
 
-    const SL: [String; 0] = [];
+    const SL: Services<'static> = Services { labels: &[], root_of: None };
 
     fn rule(group_by: &str) -> Rule {
         let text =
@@ -158,7 +174,7 @@ mod tests {
         let r = rule("");
         let mut groups = BTreeMap::new();
         let two = instances(&[(series("api", "a"), 2.0), (series("api", "b"), 5.0), (series("db", "c"), 1.5)], 100);
-        update(&mut groups, &r, &two, &SL, 100, (1000, 5000));
+        update(&mut groups, &r, &two, SL, 100, (1000, 5000));
         assert_eq!(groups.len(), 2, "api and db");
         let api = groups.values().find(|g| g.labels["service"] == "api").unwrap();
         assert_eq!((api.members.len(), api.value, api.starts_at_ms), (2, 5.0, 100));
@@ -171,14 +187,14 @@ mod tests {
             ])
         );
         let none = Instances::default();
-        update(&mut groups, &r, &none, &SL, 900, (1000, 5000));
+        update(&mut groups, &r, &none, SL, 900, (1000, 5000));
         assert!(groups.values().all(Group::is_firing), "inside the window: still firing");
-        update(&mut groups, &r, &none, &SL, 1100, (1000, 5000));
+        update(&mut groups, &r, &none, SL, 1100, (1000, 5000));
         assert!(groups.values().all(|g| g.resolved_at_ms == Some(100)), "resolved at the last member's time");
-        update(&mut groups, &r, &instances(&[(series("api", "a"), 3.0)], 2000), &SL, 2000, (1000, 5000));
+        update(&mut groups, &r, &instances(&[(series("api", "a"), 3.0)], 2000), SL, 2000, (1000, 5000));
         let api = groups.values().find(|g| g.labels["service"] == "api").unwrap();
         assert!(api.is_firing() && api.starts_at_ms == 2000, "a new episode");
-        update(&mut groups, &r, &none, &SL, 5200, (1000, 5000));
+        update(&mut groups, &r, &none, SL, 5200, (1000, 5000));
         assert_eq!(groups.len(), 1, "db dropped after the retention; api resolved at 2000 kept");
     }
 
@@ -186,17 +202,22 @@ mod tests {
     fn the_service_of_a_series_is_read_through_the_service_labels() {
         let r = rule("");
         let labels = ["service".to_owned(), "job".to_owned()];
+        let plain = Services { labels: &labels, root_of: None };
         let job = Labels::from([("job".to_owned(), "payments".to_owned())]);
-        assert_eq!(group_labels(&r, &job, &labels).get("service").map(String::as_str), Some("payments"));
-        assert_eq!(group_labels(&r, &series("api", "a"), &labels)["service"], "api", "service wins over job");
-        assert!(!group_labels(&r, &job, &SL).contains_key("service"), "without service_labels only `service` counts");
+        assert_eq!(group_labels(&r, &job, plain).get("service").map(String::as_str), Some("payments"));
+        assert_eq!(group_labels(&r, &series("api", "a"), plain)["service"], "api", "service wins over job");
+        let roots = BTreeMap::from([("api".to_owned(), Explained { incident: "i".into(), root: "db".into() })]);
+        let incident = Services { labels: &labels, root_of: Some(&roots) };
+        assert_eq!(group_labels(&r, &series("api", "a"), incident)["service"], "db", "grouped under its root cause");
+        assert_eq!(group_labels(&r, &job, incident)["service"], "payments", "not in the incident");
+        assert!(!group_labels(&r, &job, SL).contains_key("service"), "without service_labels only `service` counts");
     }
 
     #[test]
     fn no_grouping_keeps_every_series_apart() {
         let r = rule("  group_by: ['...']\n");
         let mut groups = BTreeMap::new();
-        update(&mut groups, &r, &instances(&[(series("api", "a"), 2.0), (series("api", "b"), 5.0)], 0), &SL, 0, (0, 0));
+        update(&mut groups, &r, &instances(&[(series("api", "a"), 2.0), (series("api", "b"), 5.0)], 0), SL, 0, (0, 0));
         assert_eq!(groups.len(), 2);
         assert!(groups.keys().all(|l| l.contains_key("pod") && l["alertname"] == "A"));
     }

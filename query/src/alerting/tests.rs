@@ -347,3 +347,28 @@ fn an_anomaly_rule_reads_each_series_newest_score_within_the_lookback_only() {
     assert_eq!(r.len(), 1, "{r:?}");
     assert!(!firing(r[0], T0 + 301_001), "stale after the 5 m lookback: resolved");
 }
+
+#[test]
+fn an_incident_groups_its_services_alerts_under_its_root_cause_even_when_the_root_shows_nothing() {
+    let s = store();
+    let mut e = evaluator("rules:\n- alert: Anomalous\n  anomaly: {match: '{__name__=\"lat\"}'}\n");
+    for svc in ["frontend", "checkout"] {
+        put(&s, "default", &[("__name__", "anomaly_score"), ("for", "lat"), ("service", svc)], T0, 4.0);
+    }
+    let sent = tick(&mut e, &s, T0, &[incident(&["frontend", "checkout", "inventory"], "inventory")]);
+    let a = alerts(&sent);
+    assert_eq!(a.len(), 1, "one alert for the fault: {a:?}");
+    assert_eq!(a[0].labels["service"], "inventory", "named by the root cause");
+    assert_eq!(a[0].annotations["series_count"], "2");
+    assert_eq!(a[0].annotations["incident"], "inc-1");
+    let apart = AlertingConfig { group_by_incident: false, ..config() };
+    let mut e2 = evaluator("rules:\n- alert: Anomalous\n  anomaly: {match: '{__name__=\"lat\"}'}\n");
+    let open = |_: &str| vec![incident(&["frontend", "checkout", "inventory"], "inventory")];
+    let world = World { store: &s, open_incidents: &open, now_ms: T0, default_tenant: "default" };
+    let mut n = 0;
+    e2.evaluate(&world, &apart, &mut |b| {
+        n += b.alerts.len();
+        true
+    });
+    assert_eq!(n, 2, "group_by_incident off: one alert per service (no root alert to silence them)");
+}
