@@ -17,6 +17,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -105,7 +106,7 @@ struct ReasonLabels {
 }
 
 /// `vigil_own_series_*`. Cheap to clone.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct OwnSeriesMetrics {
     appended: Counter,
     /// `too_old` (before the retention), `series_limit` (`own_series.max_series`), `samples_limit`
@@ -116,6 +117,24 @@ pub struct OwnSeriesMetrics {
     samples: Gauge,
     keep_selectors: Gauge,
     keep_lagged: Counter,
+    /// `dropped{reason="samples_limit"}`, looked up once: a full store counts one for every sample.
+    samples_limit: Counter,
+}
+
+impl Default for OwnSeriesMetrics {
+    fn default() -> Self {
+        let dropped = Family::<ReasonLabels, Counter>::default();
+        let samples_limit = dropped.get_or_create(&ReasonLabels { reason: "samples_limit" }).clone();
+        Self {
+            appended: Counter::default(),
+            dropped,
+            series: Gauge::default(),
+            samples: Gauge::default(),
+            keep_selectors: Gauge::default(),
+            keep_lagged: Counter::default(),
+            samples_limit,
+        }
+    }
 }
 
 impl OwnSeriesMetrics {
@@ -148,9 +167,51 @@ impl OwnSeriesMetrics {
 
 type Samples = VecDeque<(i64, f64)>;
 
+/// A series in its tenant's map: its labels and their hash, computed once with the store's keyed hasher,
+/// so appending to a known series (the keep feeder's, at every flush) hashes no label.
+#[derive(Debug, Clone)]
+struct SeriesKey {
+    hash: u64,
+    labels: Arc<Labels>,
+}
+
+impl Hash for SeriesKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl PartialEq for SeriesKey {
+    fn eq(&self, other: &Self) -> bool {
+        // `Arc`'s equality checks the pointer first: the same series' key compares no label.
+        self.hash == other.hash && self.labels == other.labels
+    }
+}
+
+impl Eq for SeriesKey {}
+
+/// Hashes a [`SeriesKey`] to its precomputed hash.
+#[derive(Debug, Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is ever called; anything else still hashes.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
 #[derive(Debug, Default)]
 struct TenantSeries {
-    series: HashMap<Arc<Labels>, Samples>,
+    series: HashMap<SeriesKey, Samples, BuildHasherDefault<KeyHasher>>,
 }
 
 /// One series as a query sees it: its labels and its samples within the asked window, oldest first.
@@ -185,6 +246,8 @@ pub struct OwnSeriesStore {
     metrics: OwnSeriesMetrics,
     /// Which ingested series are recorded here too.
     keep: Arc<KeepSet>,
+    /// Keyed (per process) label-set hashing: series labels come from clients.
+    label_hasher: RandomState,
     /// Milliseconds since the Unix epoch; a parameter so tests can pin "now".
     clock: fn() -> i64,
 }
@@ -215,6 +278,7 @@ impl OwnSeriesStore {
         let keep = Arc::new(KeepSet::new(&config.keep, metrics.keep_selectors.clone()));
         Self {
             keep,
+            label_hasher: RandomState::new(),
             config,
             tenants: RwLock::default(),
             series: AtomicUsize::new(0),
@@ -269,7 +333,7 @@ impl OwnSeriesStore {
             return true;
         }
         self.samples.fetch_sub(1, Ordering::Relaxed);
-        self.metrics.drop("samples_limit", 1);
+        self.metrics.samples_limit.inc();
         samples.pop_front().is_some()
     }
 
@@ -300,23 +364,28 @@ impl OwnSeriesStore {
         }
     }
 
-    fn append_one(&self, t: &mut TenantSeries, series: OwnSeries, cutoff: i64) {
-        let labels: Labels = series.labels.into_iter().filter(|(_, v)| !v.is_empty()).collect();
-        self.append_labelled(t, &Arc::new(labels), &series.samples, cutoff);
+    /// The map key of the series `labels` (no empty values).
+    fn key(&self, labels: Arc<Labels>) -> SeriesKey {
+        SeriesKey { hash: self.label_hasher.hash_one(&*labels), labels }
     }
 
-    /// `samples` of the series `labels` (no empty values), taken within the bounds.
-    fn append_labelled(&self, t: &mut TenantSeries, labels: &Arc<Labels>, samples: &[(i64, f64)], cutoff: i64) {
+    fn append_one(&self, t: &mut TenantSeries, series: OwnSeries, cutoff: i64) {
+        let labels: Labels = series.labels.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+        self.append_labelled(t, &self.key(Arc::new(labels)), &series.samples, cutoff);
+    }
+
+    /// `samples` of the series `key`, taken within the bounds.
+    fn append_labelled(&self, t: &mut TenantSeries, key: &SeriesKey, samples: &[(i64, f64)], cutoff: i64) {
         let kept = samples.iter().filter(|&&(ts, _)| ts >= cutoff).count();
         self.metrics.drop("too_old", samples.len() - kept);
         if kept == 0 {
             return;
         }
-        if !labels.contains_key(METRIC_NAME) {
+        if !key.labels.contains_key(METRIC_NAME) {
             self.metrics.drop("no_name", kept);
             return;
         }
-        let stored = match t.series.entry(Arc::clone(labels)) {
+        let stored = match t.series.entry(key.clone()) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
                 if self.series.fetch_add(1, Ordering::Relaxed) >= self.config.max_series {
@@ -397,8 +466,8 @@ impl OwnSeriesStore {
         let Some(t) = self.tenant(tenant) else { return Ok(Vec::new()) };
         let t = t.read();
         let mut out = Vec::new();
-        for (labels, samples) in &t.series {
-            if !matches(labels) {
+        for (key, samples) in &t.series {
+            if !matches(&key.labels) {
                 continue;
             }
             let lo = samples.partition_point(|&(ts, _)| ts < from_ms);
@@ -412,7 +481,7 @@ impl OwnSeriesStore {
                 return Err(BudgetError::Samples(budget.samples));
             }
             budget.samples -= n;
-            out.push(Selected { labels: Arc::clone(labels), samples: samples.range(lo..hi).copied().collect() });
+            out.push(Selected { labels: Arc::clone(&key.labels), samples: samples.range(lo..hi).copied().collect() });
         }
         Ok(out)
     }
@@ -430,11 +499,11 @@ impl OwnSeriesStore {
         let t = t.read();
         t.series
             .iter()
-            .filter(|(labels, _)| matches(labels))
-            .filter_map(|(labels, samples)| {
+            .filter(|(key, _)| matches(&key.labels))
+            .filter_map(|(key, samples)| {
                 let hi = samples.partition_point(|&(ts, _)| ts <= to_ms);
                 let &(ts, value) = samples.get(hi.checked_sub(1)?)?;
-                (ts > from_ms).then(|| (Arc::clone(labels), value))
+                (ts > from_ms).then(|| (Arc::clone(&key.labels), value))
             })
             .collect()
     }
@@ -451,13 +520,13 @@ impl OwnSeriesStore {
         let t = t.read();
         t.series
             .iter()
-            .filter(|(labels, samples)| {
-                matches(labels) && {
+            .filter(|(key, samples)| {
+                matches(&key.labels) && {
                     let lo = samples.partition_point(|&(ts, _)| ts < from_ms);
                     samples.get(lo).is_some_and(|&(ts, _)| ts <= to_ms)
                 }
             })
-            .map(|(labels, _)| Arc::clone(labels))
+            .map(|(key, _)| Arc::clone(&key.labels))
             .collect()
     }
 }

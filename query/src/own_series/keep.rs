@@ -22,7 +22,7 @@ use promql_parser::parser::{Expr, VectorSelector};
 use tokio::sync::watch;
 use vigil_ingest::series::{SeriesRegistry, decode_label_key};
 
-use super::{Labels, METRIC_NAME, OwnSeriesStore};
+use super::{Labels, METRIC_NAME, OwnSeriesStore, SeriesKey};
 use crate::promql::selects;
 
 /// Prometheus' staleness marker, a NaN with these bits: "the series ended here", not a value.
@@ -256,7 +256,8 @@ pub struct SampleRows<'a> {
 struct Kept {
     tenant_index: u32,
     tenant: Arc<str>,
-    labels: Arc<Labels>,
+    /// Its labels, hashed once.
+    key: SeriesKey,
     samples: Vec<(i64, f64)>,
 }
 
@@ -349,8 +350,8 @@ impl KeptSamples {
                     Some(labels) => {
                         let at = u32::try_from(self.kept.len()).unwrap_or(NOT_KEPT).min(NOT_KEPT);
                         if at != NOT_KEPT {
-                            let (tenant, labels) = (Arc::clone(tenant), Arc::new(labels));
-                            self.kept.push(Kept { tenant_index, tenant, labels, samples: Vec::new() });
+                            let (tenant, key) = (Arc::clone(tenant), self.store.key(Arc::new(labels)));
+                            self.kept.push(Kept { tenant_index, tenant, key, samples: Vec::new() });
                         }
                         at
                     }
@@ -373,7 +374,7 @@ impl KeptSamples {
         self.waiting.sort_unstable_by_key(|&at| tenant_of(at));
         for run in self.waiting.chunk_by(|&a, &b| tenant_of(a) == tenant_of(b)) {
             let Some(first) = run.first().and_then(|&at| kept.get(at as usize)) else { continue };
-            let series = run.iter().filter_map(|&at| kept.get(at as usize)).map(|k| (&k.labels, k.samples.as_slice()));
+            let series = run.iter().filter_map(|&at| kept.get(at as usize)).map(|k| (&k.key, k.samples.as_slice()));
             self.store.append_kept(&first.tenant, series);
         }
         for &at in &self.waiting {
@@ -393,13 +394,13 @@ impl KeptSamples {
 
 impl OwnSeriesStore {
     /// Samples of kept ingested series of `tenant`, under the store's bounds.
-    fn append_kept<'a>(&self, tenant: &str, series: impl Iterator<Item = (&'a Arc<Labels>, &'a [(i64, f64)])>) {
+    fn append_kept<'a>(&self, tenant: &str, series: impl Iterator<Item = (&'a SeriesKey, &'a [(i64, f64)])>) {
         let now = self.now_ms();
         self.maybe_sweep(now);
         let cutoff = now.saturating_sub(self.retention_ms());
         self.with_tenant(tenant, |t| {
-            for (labels, samples) in series {
-                self.append_labelled(t, labels, samples, cutoff);
+            for (key, samples) in series {
+                self.append_labelled(t, key, samples, cutoff);
             }
         });
         self.update_gauges();
