@@ -236,6 +236,7 @@ pub(crate) async fn run(
     let alerting = if config.alerting.enabled {
         let inputs = AlertingInputs {
             store: Arc::clone(&own_series),
+            detect: detect.clone(),
             correlate: correlate.clone(),
             alerts: alerts_tx,
             metrics: AlertingMetrics::new(&mut registry),

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::rules::{Condition, Rule};
+use vigil_detect::events::Anomaly;
+
+use super::rules::{Condition, FOR, Rule};
 use super::state::Instances;
 use crate::own_series::{Budget, Labels, METRIC_NAME, OwnSeriesStore};
 use crate::promql::{self, Limits, Value};
@@ -25,6 +27,8 @@ pub(crate) struct Inputs<'a> {
     pub(crate) now_ms: i64,
     /// Every rule's instances so far this evaluation (rules run in order: a composite's rules come first).
     pub(crate) earlier: &'a [Instances],
+    /// The tenant's anomaly events that are still open (the engine's, with their source series' labels).
+    pub(crate) open_anomalies: &'a [Anomaly],
 }
 
 /// The label sets `rule`'s condition holds for now, with their values.
@@ -55,14 +59,29 @@ pub(crate) fn evaluate(rule: &Rule, inputs: &Inputs<'_>) -> Result<BTreeMap<Labe
                 other => return Err(format!("threshold.expr gives a {}, not a vector or scalar", kind(&other))),
             }
         }
-        Condition::Anomaly { selector, min_score, .. } => {
+        Condition::Anomaly { selector, source_selector, min_score, .. } => {
+            // A series alerts while its newest score is high, or while the engine holds an anomaly of it open
+            // whose peak is: scores arrive in bursts (a remote-write batch, a span window), and the newest of a
+            // burst may be back under the bar while the anomaly goes on.
             let samples = promql::select_latest(inputs.store, inputs.tenant, selector, inputs.now_ms, LOOKBACK_MS);
-            for s in samples.into_iter().filter(|s| s.value >= *min_score) {
-                let mut labels = (*s.labels).clone();
+            let mut hold = |mut labels: Labels, score: f64| {
                 labels.remove(METRIC_NAME);
                 // Several scored series may differ only in their name (kept in `for`): keep the highest.
-                let v = out.entry(labels).or_insert(s.value);
-                *v = v.max(s.value);
+                let v = out.entry(labels).or_insert(score);
+                *v = v.max(score);
+            };
+            for s in samples.into_iter().filter(|s| s.value >= *min_score) {
+                hold((*s.labels).clone(), s.value);
+            }
+            let recent = inputs.now_ms.saturating_sub(LOOKBACK_MS);
+            for a in inputs.open_anomalies.iter().filter(|a| a.open && a.score >= *min_score && a.end_ms > recent) {
+                if promql::selects(source_selector.name.as_deref(), &source_selector.matchers, &a.labels) {
+                    let mut labels = a.labels.clone();
+                    if let Some(name) = labels.remove(METRIC_NAME) {
+                        labels.insert(FOR.to_owned(), name);
+                    }
+                    hold(labels, a.score);
+                }
             }
         }
         Condition::Composite { all, of, on } => {

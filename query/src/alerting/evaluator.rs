@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use vigil_detect::events::Anomaly;
 use vigil_detect::incidents::Incident;
 use vigil_proto::alertmanager::AlertBatch;
 
@@ -40,6 +41,8 @@ pub(crate) struct World<'a> {
     pub(crate) store: &'a OwnSeriesStore,
     /// The open incidents of a tenant.
     pub(crate) open_incidents: &'a dyn Fn(&str) -> Vec<Incident>,
+    /// A tenant's anomaly events of the last minutes (the open ones count).
+    pub(crate) anomalies: &'a dyn Fn(&str) -> Vec<Anomaly>,
     pub(crate) now_ms: i64,
     /// Its alerts carry no tenant label.
     pub(crate) default_tenant: &'a str,
@@ -85,6 +88,12 @@ impl Evaluator {
         let retention = AlertingConfig::millis(config.resolved_retention);
         for tenant in &tenants {
             let incidents = (world.open_incidents)(tenant);
+            let uses_events = self.set.rules.iter().any(|r| matches!(r.condition, Condition::Anomaly { .. }));
+            let open_anomalies: Vec<Anomaly> = if uses_events {
+                (world.anomalies)(tenant).into_iter().filter(|a| a.open).collect()
+            } else {
+                Vec::new()
+            };
             let (explained, notes) = incident_maps(&incidents);
             let services =
                 Services { labels: &config.service_labels, root_of: config.group_by_incident.then_some(&explained) };
@@ -93,7 +102,13 @@ impl Evaluator {
                 let mut inst = self.instances[i].remove(tenant).unwrap_or_default();
                 if rule.applies_to(tenant) {
                     let started = std::time::Instant::now();
-                    let inputs = Inputs { store: world.store, tenant, now_ms, earlier: &this_tenant };
+                    let inputs = Inputs {
+                        store: world.store,
+                        tenant,
+                        now_ms,
+                        earlier: &this_tenant,
+                        open_anomalies: &open_anomalies,
+                    };
                     let health = self.health[i].entry(tenant.clone()).or_default();
                     match conditions::evaluate(rule, &inputs) {
                         Ok(holding) => {

@@ -39,8 +39,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
-use vigil_detect::CorrelateHandle;
+use vigil_detect::events::EventQuery;
 use vigil_detect::incidents::{IncidentQuery, Status};
+use vigil_detect::{CorrelateHandle, DetectHandle};
 use vigil_proto::alertmanager::AlertBatch;
 
 pub use api::{AlertingApi, alerting_router};
@@ -145,6 +146,8 @@ struct Shared {
 #[derive(Debug)]
 pub struct AlertingInputs {
     pub store: Arc<OwnSeriesStore>,
+    /// The engine, whose open anomaly events anomaly rules read (with the scores in `store`).
+    pub detect: Option<DetectHandle>,
     pub correlate: Option<CorrelateHandle>,
     pub alerts: mpsc::Sender<AlertBatch>,
     pub metrics: AlertingMetrics,
@@ -198,6 +201,11 @@ impl Drop for AlertingHandle {
     }
 }
 
+/// Anomaly events read per tenant and evaluation: those of the last 5 minutes (Prometheus' lookback), at most
+/// this many, the newest.
+const OPEN_ANOMALY_LOOKBACK_MS: i64 = 5 * 60 * 1000;
+const MAX_OPEN_ANOMALIES: usize = 100_000;
+
 fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -214,6 +222,20 @@ fn rule_loop(shared: &Shared, inputs: &AlertingInputs, mut loaded: Vec<u8>) {
         }
         None => Vec::new(),
     };
+    let anomalies = |tenant: &str| match &inputs.detect {
+        Some(d) => {
+            let q = EventQuery {
+                tenant,
+                selectors: &[],
+                start_ms: Some(wall_clock_ms().saturating_sub(OPEN_ANOMALY_LOOKBACK_MS)),
+                end_ms: None,
+                min_score: 0.0,
+                limit: MAX_OPEN_ANOMALIES,
+            };
+            d.anomalies(&q).0
+        }
+        None => Vec::new(),
+    };
     while !shared.stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         if let (Some(path), true) = (&config.rules_file, started >= next_reload) {
@@ -223,6 +245,7 @@ fn rule_loop(shared: &Shared, inputs: &AlertingInputs, mut loaded: Vec<u8>) {
         let world = World {
             store: &inputs.store,
             open_incidents: &open_incidents,
+            anomalies: &anomalies,
             now_ms: wall_clock_ms(),
             default_tenant: &inputs.default_tenant,
         };

@@ -174,9 +174,11 @@ pub(crate) enum Condition {
         op: Op,
         value: f64,
     },
-    /// `selector` already reads `anomaly_score` series (the source metric name matched on `for`).
+    /// `selector` reads `anomaly_score` series (the source metric name matched on `for`);
+    /// `source_selector` is the selector as written, for the engine's anomaly events.
     Anomaly {
         selector: Box<VectorSelector>,
+        source_selector: Box<VectorSelector>,
         source: String,
         min_score: f64,
     },
@@ -437,6 +439,7 @@ fn anomaly(a: &AnomalyDoc, at: &str) -> Result<Condition, String> {
         return Err(format!("{at}: anomaly.match takes no offset or @"));
     }
     Ok(Condition::Anomaly {
+        source_selector: Box::new(vs.clone()),
         selector: Box::new(score_selector(vs)),
         source: a.selector.clone(),
         min_score: a.min_score,

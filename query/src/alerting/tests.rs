@@ -44,7 +44,8 @@ fn evaluator(text: &str) -> Evaluator {
 /// One evaluation at `at`; the batches it sent.
 fn tick(e: &mut Evaluator, store: &OwnSeriesStore, at: i64, incidents: &[Incident]) -> Vec<AlertBatch> {
     let open = |tenant: &str| incidents.iter().filter(|i| i.tenant == tenant).cloned().collect();
-    let world = World { store, open_incidents: &open, now_ms: at, default_tenant: "default" };
+    let none = |_: &str| Vec::new();
+    let world = World { store, open_incidents: &open, anomalies: &none, now_ms: at, default_tenant: "default" };
     let mut out = Vec::new();
     e.evaluate(&world, &config(), &mut |b| {
         out.push(b);
@@ -282,7 +283,8 @@ fn a_full_queue_leaves_the_alert_due_for_the_next_evaluation() {
     let mut e = evaluator("rules:\n- alert: A\n  threshold: {expr: m, op: '>', value: 1}\n");
     put(&s, "default", &[("__name__", "m")], T0, 5.0);
     let open = |_: &str| Vec::new();
-    let world = World { store: &s, open_incidents: &open, now_ms: T0, default_tenant: "default" };
+    let none = |_: &str| Vec::new();
+    let world = World { store: &s, open_incidents: &open, anomalies: &none, now_ms: T0, default_tenant: "default" };
     let mut refused = 0;
     e.evaluate(&world, &config(), &mut |_| {
         refused += 1;
@@ -364,11 +366,63 @@ fn an_incident_groups_its_services_alerts_under_its_root_cause_even_when_the_roo
     let apart = AlertingConfig { group_by_incident: false, ..config() };
     let mut e2 = evaluator("rules:\n- alert: Anomalous\n  anomaly: {match: '{__name__=\"lat\"}'}\n");
     let open = |_: &str| vec![incident(&["frontend", "checkout", "inventory"], "inventory")];
-    let world = World { store: &s, open_incidents: &open, now_ms: T0, default_tenant: "default" };
+    let none = |_: &str| Vec::new();
+    let world = World { store: &s, open_incidents: &open, anomalies: &none, now_ms: T0, default_tenant: "default" };
     let mut n = 0;
     e2.evaluate(&world, &apart, &mut |b| {
         n += b.alerts.len();
         true
     });
     assert_eq!(n, 2, "group_by_incident off: one alert per service (no root alert to silence them)");
+}
+
+#[test]
+fn an_open_anomaly_event_keeps_an_anomaly_rule_holding_when_the_newest_score_is_back_under_the_bar() {
+    let s = store();
+    let mut e = evaluator("rules:\n- alert: Slow\n  anomaly: {match: 'lat{job=\"api\"}', min_score: 1, for: 1s}\n");
+    // The burst's newest score is low; the engine still holds the anomaly open, peak 4.
+    put(&s, "default", &[("__name__", "anomaly_score"), ("for", "lat"), ("job", "api")], T0 - 500, 0.3);
+    let event = |name: &str, open: bool| vigil_detect::events::Anomaly {
+        labels: [("__name__", name), ("job", "api")].map(|(k, v)| (k.to_owned(), v.to_owned())).into(),
+        start_ms: T0 - 3000,
+        end_ms: T0 - 500,
+        peak_ms: T0 - 2000,
+        value: 9.0,
+        score: 4.0,
+        expected: 1.0,
+        lower: 0.0,
+        upper: 2.0,
+        detectors: Vec::new(),
+        severity: Severity::P2,
+        open,
+    };
+    let events = vec![event("lat", true), event("other", true)];
+    let open = |_: &str| Vec::new();
+    let anomalies = |_: &str| events.clone();
+    let mut sent = Vec::new();
+    for at in [T0, T0 + 1000] {
+        let world =
+            World { store: &s, open_incidents: &open, anomalies: &anomalies, now_ms: at, default_tenant: "default" };
+        e.evaluate(&world, &config(), &mut |b| {
+            sent.push(b);
+            true
+        });
+    }
+    let a = alerts(&sent);
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(
+        a[0].annotations["series"], "{for=\"lat\",job=\"api\"}",
+        "the event's series, named as its score series"
+    );
+    // Closed: nothing holds it any more.
+    let closed = vec![event("lat", false)];
+    let anomalies = |_: &str| closed.clone();
+    let world =
+        World { store: &s, open_incidents: &open, anomalies: &anomalies, now_ms: T0 + 5000, default_tenant: "default" };
+    let mut after = Vec::new();
+    e.evaluate(&world, &config(), &mut |b| {
+        after.push(b);
+        true
+    });
+    assert!(alerts(&after).iter().all(|a| !firing(a, T0 + 5000)) && alerts(&after).len() == 1, "resolved once closed");
 }
