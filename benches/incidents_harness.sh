@@ -22,5 +22,6 @@ for k in SCENARIO_SEEDS SCENARIO_PARALLEL CARGO_TARGET_DIR; do
   if [[ -n "${!k+x}" ]]; then knobs+=("$k=$(printf '%q' "${!k}")"); fi
 done
 printf '[incidents_harness] %s\n' "$(nproc) cores, $(git rev-parse --short HEAD 2>/dev/null || echo unknown)" >&2
-cargo test --release -p vigil --test e2e_incidents_scenarios -- --ignored --nocapture --test-threads 1
+# Without the `sql` feature: the harness does not query SQL, and polars would dominate a cold release build.
+cargo test --release --no-default-features -p vigil --test e2e_incidents_scenarios -- --ignored --nocapture --test-threads 1
 printf '\ncommand: %s benches/incidents_harness.sh\n' "${knobs[*]:-}"

@@ -38,24 +38,7 @@ async fn get_json(vigil: &Vigil, path: &str, tenant: &str) -> (u16, Value) {
 async fn a_failing_service_is_one_incident_with_its_root_cause_traces_and_log_lines() {
     let dir = TempDir::new("incidents");
     let am = alertmanager::Alertmanager::start(&alertmanager::config(&["alertname", "tenant"], None, "")).await;
-    let rules = dir.0.join("rules.yaml");
-    std::fs::write(
-        &rules,
-        "rules:\n- alert: ServiceAnomaly\n  anomaly: {match: '{__name__=~\".+\"}', min_score: 1, for: 2s}\n",
-    )
-    .unwrap();
-    let config = dir.0.join("vigil.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "correlate:\n  red:\n    step: 2s\n    lateness: 1s\n\
-             alerting:\n  rules_file: {}\n  evaluation_interval: 300ms\n\
-             forward:\n  alertmanager:\n    - url: {}\n      flush_interval: 50ms\n",
-            rules.display(),
-            am.alerts_url()
-        ),
-    )
-    .unwrap();
+    let config = vigil_config(&dir.0, &am.alerts_url());
     let vigil = Vigil::start(&dir.0, &["--config".into(), config.display().to_string()]).await;
 
     let shop = Topology::shop();

@@ -7,7 +7,10 @@
 //! - **noise**: incidents that do not involve it (false alarms from healthy traffic);
 //! - **pre**: incidents already open when the fault is sent (false alarms on the healthy history; the fault
 //!   then joins the one on its connected services, so they also count as the fault's incident);
-//! - **open delay**: from sending the fault's first data to the incident's `opened_at`.
+//! - **open delay**: from sending the fault's first data to the incident's `opened_at`;
+//! - **alerts**: what the real Alertmanager (Debian's `prometheus-alertmanager`) holds for the tenant once
+//!   the fault settled — Vigil's rule `ServiceAnomaly` (an anomaly alert per service, `for: 2s`) grouped and
+//!   inhibited by the incident's root cause: right when it is one alert, on the faulty service.
 //!
 //! Ignored by default (minutes of run time); `benches/incidents_harness.sh` runs it in release mode and
 //! prints the table. It fails when root-cause accuracy is below 90 % or the one-incident rate below 95 %
@@ -16,6 +19,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../forward/tests/support/alertmanager.rs"]
+mod alertmanager;
 mod scenario;
 mod support;
 
@@ -49,6 +54,28 @@ struct Outcome {
     pre_fault: Vec<String>,
     /// For a wrong root: the reason and the anomalies, to see what misled it.
     detail: String,
+    /// The services of the alerts Alertmanager holds for the tenant at the end.
+    alerts: Vec<String>,
+}
+
+impl Outcome {
+    fn one_alert(&self) -> bool {
+        self.alerts.len() == 1 && self.alerts[0] == self.service
+    }
+}
+
+/// The services of the alerts Alertmanager holds for `tenant` (by the tenant label Vigil adds).
+async fn alerts_of(am: &alertmanager::Alertmanager, tenant: &str) -> Vec<String> {
+    let mut services: Vec<String> = am
+        .alerts()
+        .await
+        .iter()
+        .map(alertmanager::labels)
+        .filter(|l| l.get("tenant").map(String::as_str) == Some(tenant))
+        .map(|l| l.get("service").cloned().unwrap_or_else(|| "-".into()))
+        .collect();
+    services.sort();
+    services
 }
 
 fn kinds() -> [(&'static str, FaultKind); 3] {
@@ -71,7 +98,7 @@ fn involves(i: &Value, service: &str) -> bool {
     i["services"].as_array().is_some_and(|s| s.iter().any(|x| x == service)) || i["root_cause"]["service"] == service
 }
 
-async fn run(base: String, s: Scenario, kind: &'static str) -> Outcome {
+async fn run(base: String, am: std::sync::Arc<alertmanager::Alertmanager>, s: Scenario, kind: &'static str) -> Outcome {
     let faulty = s.topology.services[s.fault.service].clone();
     let (windows, _) = s.generate(now_ms() - 500);
     for w in windows.iter().filter(|w| !w.faulty) {
@@ -102,6 +129,7 @@ async fn run(base: String, s: Scenario, kind: &'static str) -> Outcome {
     }
     tokio::time::sleep(Duration::from_secs(6)).await;
     let all = incidents(&base, &s.tenant).await;
+    let alerts = alerts_of(&am, &s.tenant).await;
     let involved: Vec<&Value> = all.iter().filter(|i| involves(i, &faulty)).collect();
     let first = involved.first();
     Outcome {
@@ -113,6 +141,7 @@ async fn run(base: String, s: Scenario, kind: &'static str) -> Outcome {
         noise: all.len() - involved.len(),
         open_delay_ms: first.map(|i| rfc3339_ms(i["opened_at"].as_str().unwrap()) - sent),
         pre_fault,
+        alerts,
         detail: first.map_or_else(String::new, |i| {
             let series: Vec<String> = i["evidence"]["series"]
                 .as_array()
@@ -138,8 +167,10 @@ async fn run(base: String, s: Scenario, kind: &'static str) -> Outcome {
 #[ignore = "minutes of run time: benches/incidents_harness.sh runs it"]
 async fn root_cause_accuracy_over_topologies_and_faults() {
     let dir = TempDir::new("incident-scenarios");
-    let config = dir.0.join("vigil.yaml");
-    std::fs::write(&config, "correlate:\n  red:\n    step: 2s\n    lateness: 1s\n").unwrap();
+    let am = std::sync::Arc::new(
+        alertmanager::Alertmanager::start(&alertmanager::config(&["alertname", "tenant"], None, "")).await,
+    );
+    let config = vigil_config(&dir.0, &am.alerts_url());
     let vigil = Vigil::start(&dir.0, &["--config".into(), config.display().to_string()]).await;
     let base = vigil.url("");
     let seeds = env_usize("SCENARIO_SEEDS", 1) as u64;
@@ -168,7 +199,10 @@ async fn root_cause_accuracy_over_topologies_and_faults() {
     let started = Instant::now();
     let mut outcomes = Vec::new();
     for batch in cases.chunks(parallel) {
-        let tasks: Vec<_> = batch.iter().map(|(s, k)| tokio::spawn(run(base.clone(), s.clone(), k))).collect();
+        let tasks: Vec<_> = batch
+            .iter()
+            .map(|(s, k)| tokio::spawn(run(base.clone(), std::sync::Arc::clone(&am), s.clone(), k)))
+            .collect();
         for t in tasks {
             outcomes.push(t.await.unwrap());
         }
@@ -188,12 +222,12 @@ async fn root_cause_accuracy_over_topologies_and_faults() {
     delays.sort_unstable();
     let pct = |a: usize| 100.0 * a as f64 / n as f64;
     println!(
-        "\n{:<8} {:<8} {:<10} {:<10} {:>8} {:>6} {:>4} {:>9}",
+        "\n{:<8} {:<8} {:<10} {:<10} {:>8} {:>6} {:>4} {:>9}  alerts",
         "topology", "fault", "service", "root", "incidents", "noise", "pre", "open ms"
     );
     for o in &outcomes {
         println!(
-            "{:<8} {:<8} {:<10} {:<10} {:>8} {:>6} {:>4} {:>9}",
+            "{:<8} {:<8} {:<10} {:<10} {:>8} {:>6} {:>4} {:>9}  {}",
             o.topology,
             o.kind,
             o.service,
@@ -201,7 +235,8 @@ async fn root_cause_accuracy_over_topologies_and_faults() {
             o.involved,
             o.noise,
             o.pre_fault.len(),
-            o.open_delay_ms.map_or("-".into(), |d| d.to_string())
+            o.open_delay_ms.map_or("-".into(), |d| d.to_string()),
+            o.alerts.join(",")
         );
     }
     for o in outcomes.iter().filter(|o| o.root.as_deref() != Some(o.service.as_str())) {
@@ -217,17 +252,23 @@ async fn root_cause_accuracy_over_topologies_and_faults() {
     for ((t, k), (cases, ok)) in &by {
         println!("  {t:<8} {k:<8} {ok}/{cases}");
     }
+    let one_alert = outcomes.iter().filter(|o| o.one_alert()).count();
+    for o in outcomes.iter().filter(|o| !o.one_alert()) {
+        println!("alerts not one on the fault ({} {} {}): {:?}", o.topology, o.kind, o.service, o.alerts);
+    }
     let q = |p: f64| delays.get(((delays.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(-1);
     println!(
         "\nscenarios {n}  root cause right {right} ({:.1} %)  one incident {single} ({:.1} %)  missed {missed}  \
          noise incidents {noise}  false alarms before the fault {false_alarms} ({:.1} %)  open delay ms (faults \
-         that opened their incident) p50 {} p95 {} max {}  wall {:.0} s",
+         that opened their incident) p50 {} p95 {} max {}  one alert on the fault at Alertmanager {one_alert} \
+         ({:.1} %)  wall {:.0} s",
         pct(right),
         pct(single),
         pct(false_alarms),
         q(0.5),
         q(0.95),
         delays.last().copied().unwrap_or(-1),
+        pct(one_alert),
         started.elapsed().as_secs_f64()
     );
     assert!(pct(right) >= 90.0, "root-cause accuracy {:.1} % < 90 %", pct(right));

@@ -441,3 +441,26 @@ pub fn rfc3339_ms(text: &str) -> i64 {
     let ms: i64 = format!("{frac:0<3}")[..3].parse().unwrap();
     ((days * 24 + t[0]) * 60 + t[1]) * 60_000 + t[2] * 1000 + ms
 }
+
+/// Vigil's config for a scenario run: short RED windows, and the rule `ServiceAnomaly` (an anomaly alert
+/// per service after 2 s, written to `dir/rules.yaml`) sent to the Alertmanager at `alerts_url`.
+pub fn vigil_config(dir: &std::path::Path, alerts_url: &str) -> std::path::PathBuf {
+    let rules = dir.join("rules.yaml");
+    std::fs::write(
+        &rules,
+        "rules:\n- alert: ServiceAnomaly\n  anomaly: {match: '{__name__=~\".+\"}', min_score: 1, for: 2s}\n",
+    )
+    .expect("write rules");
+    let config = dir.join("vigil.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "correlate:\n  red:\n    step: 2s\n    lateness: 1s\n\
+             alerting:\n  rules_file: {}\n  evaluation_interval: 300ms\n\
+             forward:\n  alertmanager:\n    - url: {alerts_url}\n      flush_interval: 50ms\n",
+            rules.display()
+        ),
+    )
+    .expect("write config");
+    config
+}
