@@ -273,4 +273,5 @@ async fn root_cause_accuracy_over_topologies_and_faults() {
     );
     assert!(pct(right) >= 90.0, "root-cause accuracy {:.1} % < 90 %", pct(right));
     assert!(pct(single) >= 95.0, "one incident per fault in {:.1} % < 95 %", pct(single));
+    assert!(pct(one_alert) >= 95.0, "one alert on the fault at Alertmanager in {:.1} % < 95 %", pct(one_alert));
 }
