@@ -21,10 +21,16 @@
 #                         warm up twice (min_history samples on values, then as many on rates)
 #   READY_TIMEOUT=60      longest wait for Vigil to become ready
 #   KEEP_TMP=1            keep the temporary directory (Vigil's log, the data directory)
+#   VIGIL_FEATURES=--no-default-features
+#                         cargo feature flags of the `vigil` build: by default without `sql` (polars, a slow
+#                         release build, not used here); VIGIL_FEATURES=--features=sql for the default binary
+#   BIN_DIR=              take vigil, anomaly_latency and loadgen from this directory instead of building
+#                         them (e.g. copies built from another commit, for a before/after comparison)
 #   CARGO_TARGET_DIR      where the release binaries are built
 set -euo pipefail
 
-knobs=(REPETITIONS HISTORY POLL_MS BACKGROUND_SERIES BACKGROUND_WARMUP READY_TIMEOUT KEEP_TMP CARGO_TARGET_DIR)
+knobs=(REPETITIONS HISTORY POLL_MS BACKGROUND_SERIES BACKGROUND_WARMUP READY_TIMEOUT KEEP_TMP VIGIL_FEATURES
+  BIN_DIR CARGO_TARGET_DIR)
 given=()
 for k in "${knobs[@]}"; do
   if [[ -n "${!k+x}" ]]; then given+=("$k=$(printf '%q' "${!k}")"); fi
@@ -37,6 +43,8 @@ BACKGROUND_SERIES=${BACKGROUND_SERIES:-0}
 BACKGROUND_WARMUP=${BACKGROUND_WARMUP:-90}
 READY_TIMEOUT=${READY_TIMEOUT:-60}
 KEEP_TMP=${KEEP_TMP:-0}
+VIGIL_FEATURES=${VIGIL_FEATURES:---no-default-features}
+BIN_DIR=${BIN_DIR:-}
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$repo_root/target}
@@ -52,9 +60,20 @@ for n in REPETITIONS HISTORY POLL_MS BACKGROUND_SERIES BACKGROUND_WARMUP READY_T
 done
 ((REPETITIONS > 0)) || die "REPETITIONS must be > 0"
 
-log "building vigil, anomaly_latency and loadgen (release)"
-(cd "$repo_root" && CARGO_TARGET_DIR="$target_dir" cargo build --quiet --release --locked -p vigil \
-  -p vigil-benches --bin vigil --bin anomaly_latency --bin loadgen) || die "build failed"
+if [[ -n "$BIN_DIR" ]]; then
+  for b in vigil anomaly_latency loadgen; do [[ -x "$BIN_DIR/$b" ]] || die "$BIN_DIR/$b not found"; done
+  bin_src=$BIN_DIR
+  built="taken from $BIN_DIR"
+else
+  log "building vigil ($VIGIL_FEATURES), anomaly_latency and loadgen (release)"
+  # shellcheck disable=SC2086 # VIGIL_FEATURES is a list of flags
+  (cd "$repo_root" && CARGO_TARGET_DIR="$target_dir" cargo build --quiet --release --locked -p vigil --bin vigil \
+    $VIGIL_FEATURES) || die "build failed"
+  (cd "$repo_root" && CARGO_TARGET_DIR="$target_dir" cargo build --quiet --release --locked -p vigil-benches \
+    --bin anomaly_latency --bin loadgen) || die "build failed"
+  bin_src=$target_dir/release
+  built="built with \`cargo build --release -p vigil $VIGIL_FEATURES\`"
+fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vigil-latency.XXXXXX")
 # Process bookkeeping (stop everything on exit) and free loopback ports: shared with the other bench scripts.
@@ -62,7 +81,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/vigil-latency.XXXXXX")
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # Run copies: another build into a shared target directory must not swap a binary during the run.
 mkdir -p "$tmp/bin"
-cp "$target_dir/release/vigil" "$target_dir/release/anomaly_latency" "$target_dir/release/loadgen" "$tmp/bin/"
+cp "$bin_src/vigil" "$bin_src/anomaly_latency" "$bin_src/loadgen" "$tmp/bin/"
 vigil_bin=$tmp/bin/vigil
 latency_bin=$tmp/bin/anomaly_latency
 loadgen_bin=$tmp/bin/loadgen
@@ -117,13 +136,18 @@ cat "$tmp/repetitions.log" >&2
 kill -0 "$vigil_pid" 2>/dev/null || die "vigil exited during the run"
 scored_after=$(scored "$http_port")
 
+if [[ -n "$BIN_DIR" ]]; then
+  version="from $BIN_DIR"
+else
+  version=$(git -C "$repo_root" describe --always --dirty 2>/dev/null || echo unknown)
+fi
 command_line="benches/anomaly_latency.sh"
 if ((${#given[@]})); then command_line="${given[*]} $command_line"; fi
 echo
 echo "## Anomaly latency: spike sample → listed by /api/v1/anomalies"
 echo
 echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)),"\
-  "load average $(cut -d' ' -f1-3 /proc/loadavg); vigil $(git -C "$repo_root" describe --always --dirty 2>/dev/null || echo unknown)"\
+  "load average $(cut -d' ' -f1-3 /proc/loadavg); vigil $version"\
   "with its default config, no forwarder$background. Poll every $POLL_MS ms."
 echo
 cat "$tmp/report.txt"
@@ -133,10 +157,11 @@ echo "Vigil CPU during the run: $(awk -v a="$cpu_before" -v b="$cpu_after" -v hz
   "$((REPETITIONS * (HISTORY - 29)))"
 echo
 echo "Command: \`$command_line\`"
+echo "Binaries $built."
 echo "Processes (P, G = free loopback ports, TMP = a fresh temporary directory):"
-echo "    $target_dir/release/vigil serve --http-listen 127.0.0.1:P --grpc-listen 127.0.0.1:G --data-dir TMP/data"
-echo "    $target_dir/release/anomaly_latency --url http://127.0.0.1:P --repetitions $REPETITIONS --history $HISTORY --poll-ms $POLL_MS"
+echo "    $bin_src/vigil serve --http-listen 127.0.0.1:P --grpc-listen 127.0.0.1:G --data-dir TMP/data"
+echo "    $bin_src/anomaly_latency --url http://127.0.0.1:P --repetitions $REPETITIONS --history $HISTORY --poll-ms $POLL_MS"
 if ((BACKGROUND_SERIES > 0)); then
-  echo "    $target_dir/release/loadgen --url http://127.0.0.1:P/api/v1/write --series $BACKGROUND_SERIES --interval 1 --duration $run_limit"
+  echo "    $bin_src/loadgen --url http://127.0.0.1:P/api/v1/write --series $BACKGROUND_SERIES --interval 1 --duration $run_limit"
 fi
 log "done"
