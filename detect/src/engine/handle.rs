@@ -8,7 +8,7 @@ use arrow_array::RecordBatch;
 use vigil_ingest::series::decode_label_key;
 
 use super::Shared;
-use crate::events::{Anomaly, Closed, Event, EventQuery, Filter, finish};
+use crate::events::{Anomaly, Closed, Event, EventQuery, Filter};
 use crate::forecast::{self, ForecastModel, ModelError};
 use crate::selector::Selector;
 use crate::verdict::ForecastPoint;
@@ -61,16 +61,12 @@ impl DetectHandle {
     ///
     /// Never waits for a batch to be scored (the open events have their own lock, held by a worker only to
     /// update them), and copies only the open events that pass the query's plain filters and the text test
-    /// of its selectors; the closed ones are filtered where they lie.
+    /// of its selectors; the closed ones are filtered where they lie, and only the events returned are
+    /// built.
     pub fn anomalies(&self, query: &EventQuery<'_>) -> (Vec<Anomaly>, usize) {
         let mut filter = Filter::new(query);
         let (closed, open) = self.events(|e| filter.keeps(e));
-        let mut out = Vec::new();
-        for batch in &closed.chunks {
-            filter.batch(batch, &mut out);
-        }
-        out.extend(closed.pending.iter().chain(&open).filter_map(|e| filter.event(e)));
-        finish(out, query.limit)
+        filter.read(&closed.chunks, &[&closed.pending, &open])
     }
 
     /// The closed events, and copies of the open ones `keep` keeps, each event once: the open events are

@@ -16,10 +16,10 @@ use std::sync::Arc;
 
 use crate::verdict::{Contributions, Verdict};
 
+pub(crate) use read::Filter;
 #[cfg(test)]
 pub(crate) use read::read;
 pub use read::{Anomaly, EventQuery};
-pub(crate) use read::{Filter, finish};
 pub use severity::Severity;
 pub(crate) use table::{Closed, Columns, now_ms};
 pub use table::{EventLog, schema};

@@ -1,11 +1,14 @@
 //! Reading the events for the query API: filter on the plain columns first, then on the labels' text, then
-//! parse the labels of what is left and apply the selectors. The closed events are read in their Arrow
-//! chunks, the open ones (and the closed ones not yet chunked) as they are: nothing is built to be read.
+//! parse the labels of what is left and apply the selectors; only the events within the limit are then
+//! built into answers. The closed events are read in their Arrow chunks, the open ones (and the closed ones
+//! not yet chunked) as they are: nothing is built to be read.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::hash::BuildHasherDefault;
 
 use arrow_array::RecordBatch;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use vigil_ingest::series::IdHasher;
 
 use super::table::{Columns, DETECTORS};
@@ -49,23 +52,7 @@ pub struct Anomaly {
 /// The events of `batches` that `q` selects, oldest peak first, and how many matched before `q.limit`.
 #[cfg(test)]
 pub(crate) fn read(batches: &[RecordBatch], q: &EventQuery<'_>) -> (Vec<Anomaly>, usize) {
-    let mut filter = Filter::new(q);
-    let mut out = Vec::new();
-    for batch in batches {
-        filter.batch(batch, &mut out);
-    }
-    finish(out, q.limit)
-}
-
-/// `out` oldest peak first (stable: rows of one peak and start keep the table's order), cut to the most
-/// recent `limit`, and how many there were.
-pub(crate) fn finish(mut out: Vec<Anomaly>, limit: usize) -> (Vec<Anomaly>, usize) {
-    out.sort_by_key(|a| (a.peak_ms, a.start_ms));
-    let matched = out.len();
-    if matched > limit {
-        out.drain(..matched - limit);
-    }
-    (out, matched)
+    Filter::new(q).read(batches, &[])
 }
 
 /// A query's filters, in order of cost: the plain fields (tenant, time, score); then, when there are
@@ -77,8 +64,25 @@ pub(crate) struct Filter<'q> {
     /// Per selector, the `"name":"value"` text of each of its `name="value"` matchers (non-empty value),
     /// as `serde_json` writes it.
     needles: Vec<Vec<String>>,
-    /// Series id → its labels when selected, `None` when not (or when they do not parse).
+    /// Series id → its labels when selected, `None` when not or when they do not parse (without selectors:
+    /// an empty map for labels that parse, which are parsed again only for the events returned).
     seen: HashMap<u64, Option<BTreeMap<String, String>>, BuildHasherDefault<IdHasher>>,
+}
+
+/// An event that matched, until the limit is applied: where it is and what it sorts by.
+#[derive(Debug, Clone, Copy)]
+struct Match {
+    peak_ms: i64,
+    start_ms: i64,
+    at: At,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum At {
+    /// Batch and row.
+    Row(usize, usize),
+    /// List and index (of [`Filter::read`]'s `events`).
+    Event(usize, usize),
 }
 
 impl<'q> Filter<'q> {
@@ -117,29 +121,74 @@ impl<'q> Filter<'q> {
         self.plain(&e.tenant, e.start_ms, e.end_ms, e.peak.score) && self.may_select(&e.labels)
     }
 
-    /// The labels of series `id` (its JSON `labels`) when a selector selects it.
-    fn selected(&mut self, id: u64, labels: &str) -> Option<BTreeMap<String, String>> {
+    /// Whether series `id` (its JSON `labels`) is selected.
+    fn selects(&mut self, id: u64, labels: &str) -> bool {
         if let Some(known) = self.seen.get(&id) {
-            return known.clone();
+            return known.is_some();
         }
-        let parsed = self.may_select(labels).then(|| serde_json::from_str::<BTreeMap<String, String>>(labels).ok());
-        let selected = parsed.flatten().filter(|l| {
-            let q = self.q;
-            q.selectors.is_empty() || q.selectors.iter().any(|sel| sel.matches(|name| l.get(name).map(String::as_str)))
-        });
-        self.seen.insert(id, selected.clone());
-        selected
+        let q = self.q;
+        let selected = if q.selectors.is_empty() {
+            // Nothing to match: only whether the labels parse, without keeping them.
+            serde_json::from_str::<LabelsParse>(labels).is_ok().then(BTreeMap::new)
+        } else {
+            let parsed = self.may_select(labels).then(|| serde_json::from_str::<BTreeMap<String, String>>(labels));
+            parsed
+                .and_then(Result::ok)
+                .filter(|l| q.selectors.iter().any(|sel| sel.matches(|name| l.get(name).map(String::as_str))))
+        };
+        let known = selected.is_some();
+        self.seen.insert(id, selected);
+        known
     }
 
-    /// `e` as the API returns it, when the query selects it.
-    pub(crate) fn event(&mut self, e: &Event) -> Option<Anomaly> {
-        if !self.plain(&e.tenant, e.start_ms, e.end_ms, e.peak.score) {
-            return None;
+    /// The labels of a selected series, for its answer.
+    fn labels(&self, id: u64, labels: &str) -> BTreeMap<String, String> {
+        match self.seen.get(&id) {
+            Some(Some(l)) if !self.q.selectors.is_empty() => l.clone(),
+            _ => serde_json::from_str(labels).unwrap_or_default(),
         }
-        let labels = self.selected(e.series_id, &e.labels)?;
+    }
+
+    /// The events of `batches` (events tables) and of `events` the query selects, oldest peak first (a
+    /// stable order: batches, then the lists, each in its order), the most recent `limit` of them, and how
+    /// many matched.
+    pub(crate) fn read(&mut self, batches: &[RecordBatch], events: &[&[Event]]) -> (Vec<Anomaly>, usize) {
+        let columns: Vec<Option<Columns<'_>>> = batches.iter().map(Columns::of).collect();
+        let mut matches = Vec::new();
+        for (b, c) in columns.iter().enumerate() {
+            let Some(c) = c else { continue };
+            for i in 0..c.start.len() {
+                let (s, e) = (c.start.value(i), c.end.value(i));
+                if self.plain(c.tenant.value(i), s, e, c.score.value(i))
+                    && self.selects(c.series_id.value(i), c.labels.value(i))
+                {
+                    matches.push(Match { peak_ms: c.peak_at.value(i), start_ms: s, at: At::Row(b, i) });
+                }
+            }
+        }
+        for (l, list) in events.iter().enumerate() {
+            for (i, e) in list.iter().enumerate() {
+                if self.plain(&e.tenant, e.start_ms, e.end_ms, e.peak.score) && self.selects(e.series_id, &e.labels) {
+                    matches.push(Match { peak_ms: e.peak.timestamp_ms, start_ms: e.start_ms, at: At::Event(l, i) });
+                }
+            }
+        }
+        matches.sort_by_key(|m| (m.peak_ms, m.start_ms));
+        let matched = matches.len();
+        let out = matches[matched.saturating_sub(self.q.limit)..]
+            .iter()
+            .filter_map(|m| match m.at {
+                At::Row(b, i) => columns.get(b)?.as_ref().map(|c| self.row(c, i)),
+                At::Event(l, i) => events.get(l)?.get(i).map(|e| self.event(e)),
+            })
+            .collect();
+        (out, matched)
+    }
+
+    fn event(&self, e: &Event) -> Anomaly {
         let p = &e.peak;
-        Some(Anomaly {
-            labels,
+        Anomaly {
+            labels: self.labels(e.series_id, &e.labels),
             start_ms: e.start_ms,
             end_ms: e.end_ms,
             peak_ms: p.timestamp_ms,
@@ -151,33 +200,63 @@ impl<'q> Filter<'q> {
             detectors: p.contributions.iter().collect(),
             severity: e.severity(),
             open: e.open,
-        })
+        }
     }
 
-    /// The rows of an events batch the query selects, into `out`.
-    pub(crate) fn batch(&mut self, batch: &RecordBatch, out: &mut Vec<Anomaly>) -> Option<()> {
-        let c = Columns::of(batch)?;
-        for i in 0..batch.num_rows() {
-            let (s, e) = (c.start.value(i), c.end.value(i));
-            if !self.plain(c.tenant.value(i), s, e, c.score.value(i)) {
-                continue;
-            }
-            let Some(labels) = self.selected(c.series_id.value(i), c.labels.value(i)) else { continue };
-            out.push(Anomaly {
-                labels,
-                start_ms: s,
-                end_ms: e,
-                peak_ms: c.peak_at.value(i),
-                value: c.value.value(i),
-                score: c.score.value(i),
-                expected: c.expected.value(i),
-                lower: c.lower.value(i),
-                upper: c.upper.value(i),
-                detectors: DETECTORS.iter().zip(&c.detectors).map(|(name, d)| (*name, d.value(i))).collect(),
-                severity: Severity::parse(c.severity.value(i)).unwrap_or(Severity::P3),
-                open: c.open.value(i),
-            });
+    fn row(&self, c: &Columns<'_>, i: usize) -> Anomaly {
+        Anomaly {
+            labels: self.labels(c.series_id.value(i), c.labels.value(i)),
+            start_ms: c.start.value(i),
+            end_ms: c.end.value(i),
+            peak_ms: c.peak_at.value(i),
+            value: c.value.value(i),
+            score: c.score.value(i),
+            expected: c.expected.value(i),
+            lower: c.lower.value(i),
+            upper: c.upper.value(i),
+            detectors: DETECTORS.iter().zip(&c.detectors).map(|(name, d)| (*name, d.value(i))).collect(),
+            severity: Severity::parse(c.severity.value(i)).unwrap_or(Severity::P3),
+            open: c.open.value(i),
         }
-        Some(())
+    }
+}
+
+/// Deserializes from what parses as labels (a JSON object of strings) and keeps nothing: whether an event's
+/// labels would parse, without building them.
+struct LabelsParse;
+
+impl<'de> Deserialize<'de> for LabelsParse {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Object;
+        impl<'de> Visitor<'de> for Object {
+            type Value = LabelsParse;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of strings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LabelsParse, A::Error> {
+                while map.next_entry::<AnyString, AnyString>()?.is_some() {}
+                Ok(LabelsParse)
+            }
+        }
+        d.deserialize_map(Object)
+    }
+}
+
+/// Any JSON string, not kept.
+struct AnyString;
+
+impl<'de> Deserialize<'de> for AnyString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl Visitor<'_> for Text {
+            type Value = AnyString;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<AnyString, E> {
+                Ok(AnyString)
+            }
+        }
+        d.deserialize_str(Text)
     }
 }

@@ -162,6 +162,11 @@ fn events_are_filtered_as_they_are_as_in_the_table() {
             };
             [e("a", at, 2.0), e("a", at - 1000, 5.0), e("b", at, 3.0), e("a", at + 1, f64::NAN)]
         })
+        .chain(
+            // Labels that do not parse as a label set are never read (the engine writes none).
+            [(100, r#"{"v":1}"#), (101, "not json"), (102, r#"{"v":"x","n":null}"#)]
+                .map(|(id, text)| Event { labels: Arc::from(text), ..event("a", id, now, 2.0) }),
+        )
         .collect();
     let batches = vec![super::table::to_batch_for_tests(&events)];
     let sels = |texts: &[&str]| texts.iter().map(|t| Selector::parse(t).unwrap()).collect::<Vec<_>>();
@@ -186,8 +191,8 @@ fn events_are_filtered_as_they_are_as_in_the_table() {
         ];
         for q in &queries {
             let mut filter = Filter::new(q);
-            let copied: Vec<&Event> = events.iter().filter(|e| filter.keeps(e)).collect();
-            let direct = finish(copied.iter().filter_map(|e| filter.event(e)).collect(), q.limit);
+            let copied: Vec<Event> = events.iter().filter(|e| filter.keeps(e)).cloned().collect();
+            let direct = filter.read(&[], &[&copied]);
             // Debug text: NaN scores are kept alike, and NaN is not equal to itself.
             assert_eq!(format!("{direct:?}"), format!("{:?}", read(&batches, q)), "{q:?}");
             assert_eq!(format!("{direct:?}"), format!("{:?}", naive(&events, q)), "{q:?}");
