@@ -69,6 +69,17 @@ impl DetectHandle {
         filter.read(&closed.chunks, &[&closed.pending, &open])
     }
 
+    /// The anomalies still open that `query` selects, without reading the table of closed events: alert
+    /// rules ask every evaluation, and only an open anomaly holds one.
+    pub fn open_anomalies(&self, query: &EventQuery<'_>) -> Vec<Anomaly> {
+        let mut filter = Filter::new(query);
+        let mut open = Vec::new();
+        for shard in self.shared.open.iter() {
+            open.extend(shard.lock().open_events().filter(|e| filter.keeps(e)).cloned());
+        }
+        filter.read(&[], &[&open]).0
+    }
+
     /// The closed events, and copies of the open ones `keep` keeps, each event once: the open events are
     /// read first, shard by shard, then the table; an event that closed in between is in the table by then
     /// (a worker adds it there before it lets go of the open events) and its open copy is dropped.

@@ -154,6 +154,8 @@ async fn a_spike_opens_one_event_and_its_scores_are_written_back() {
     assert!(e.lower <= e.expected && e.expected <= e.upper && e.upper < 1000.0, "{e:?}");
     assert!(e.severity <= Severity::P1, "a 900-unit spike on noise of ±0.5 is severe: {e:?}");
     assert!(handle.anomalies(&query("anonymous", &[])).0.is_empty(), "other tenants see nothing");
+    let open: Vec<_> = events.iter().filter(|e| e.open).cloned().collect();
+    assert_eq!(handle.open_anomalies(&query("team-a", &[])), open, "the open ones, read without the table");
     assert_eq!(f.metrics.anomalies.get(), 1);
     assert_eq!(f.metrics.skipped("out_of_order").get(), 1);
     let table = handle.events_table();
@@ -324,6 +326,8 @@ async fn a_pod_unlike_its_siblings_is_an_event_and_the_group_forest_stays_quiet(
     let (events, _) = handle.anomalies(&query("anonymous", &[]));
     let m = &f.metrics;
     assert!(!events.is_empty(), "the odd pod raised no event: {m:?}");
+    let open: Vec<_> = events.iter().filter(|e| e.open).cloned().collect();
+    assert_eq!(handle.open_anomalies(&query("anonymous", &[])), open, "the open ones, read without the table");
     for e in &events {
         assert_eq!(e.labels.get("pod").map(String::as_str), Some("api-2"), "only the odd pod: {e:?}");
         let peers = e.detectors.iter().find(|(n, _)| *n == "peers").map(|(_, s)| *s);

@@ -201,8 +201,8 @@ impl Drop for AlertingHandle {
     }
 }
 
-/// Anomaly events read per tenant and evaluation: those of the last 5 minutes (Prometheus' lookback), at most
-/// this many, the newest.
+/// Anomaly events read per tenant and evaluation: the open ones with a sample in the last 5 minutes
+/// (Prometheus' lookback), at most this many, the newest.
 const OPEN_ANOMALY_LOOKBACK_MS: i64 = 5 * 60 * 1000;
 const MAX_OPEN_ANOMALIES: usize = 100_000;
 
@@ -232,7 +232,7 @@ fn rule_loop(shared: &Shared, inputs: &AlertingInputs, mut loaded: Vec<u8>) {
                 min_score: 0.0,
                 limit: MAX_OPEN_ANOMALIES,
             };
-            d.anomalies(&q).0
+            d.open_anomalies(&q)
         }
         None => Vec::new(),
     };
