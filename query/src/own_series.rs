@@ -262,7 +262,8 @@ impl std::fmt::Debug for OwnSeriesStore {
     }
 }
 
-fn wall_clock_ms() -> i64 {
+/// Milliseconds since the Unix epoch now.
+pub(crate) fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -328,7 +328,7 @@ async fn labels(State(api): State<Arc<PromApi>>, method: Method, headers: Header
 }
 
 /// Prometheus' legacy label-name rule (`[a-zA-Z_][a-zA-Z0-9_]*`).
-fn valid_label_name(name: &str) -> bool {
+pub(crate) fn valid_label_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')

@@ -13,8 +13,7 @@ use serde_json::{Value, json};
 
 use super::AlertingHandle;
 use super::evaluator::{Evaluator, query_text};
-use super::notify::rfc3339;
-use crate::params::tenant;
+use crate::params::{rfc3339, tenant};
 
 /// What the routes read: the running rules, or `None` when alerting is off.
 #[derive(Debug)]

@@ -56,7 +56,7 @@ pub(crate) fn evaluate(rule: &Rule, inputs: &Inputs<'_>) -> Result<BTreeMap<Labe
                         out.insert(labels, s.value);
                     }
                 }
-                other => return Err(format!("threshold.expr gives a {}, not a vector or scalar", kind(&other))),
+                other => return Err(format!("threshold.expr gives a {}, not a vector or scalar", other.kind())),
             }
         }
         Condition::Anomaly { selector, source_selector, min_score, .. } => {
@@ -112,13 +112,4 @@ pub(crate) fn evaluate(rule: &Rule, inputs: &Inputs<'_>) -> Result<BTreeMap<Labe
         }
     }
     Ok(out)
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Scalar(_) => "scalar",
-        Value::Vector(_) => "vector",
-        Value::Matrix(_) => "range vector",
-        Value::Str(_) => "string",
-    }
 }

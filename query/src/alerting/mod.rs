@@ -47,7 +47,7 @@ use vigil_proto::alertmanager::AlertBatch;
 pub use api::{AlertingApi, alerting_router};
 pub use config::AlertingConfig;
 
-use crate::own_series::OwnSeriesStore;
+use crate::own_series::{OwnSeriesStore, wall_clock_ms};
 use evaluator::{Evaluator, World};
 use rules::RuleSet;
 
@@ -205,12 +205,6 @@ impl Drop for AlertingHandle {
 /// (Prometheus' lookback), at most this many, the newest.
 const OPEN_ANOMALY_LOOKBACK_MS: i64 = 5 * 60 * 1000;
 const MAX_OPEN_ANOMALIES: usize = 100_000;
-
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 fn rule_loop(shared: &Shared, inputs: &AlertingInputs, mut loaded: Vec<u8>) {
     let config = &shared.config;

@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use vigil_proto::alertmanager::PostableAlert;
 
 use super::groups::Group;
+use crate::params::rfc3339;
 
 /// What an incident adds to the annotations of an alert on one of its services.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,11 +88,6 @@ fn format_value(v: f64) -> String {
 fn labels_text(labels: &BTreeMap<String, String>) -> String {
     let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
     format!("{{{}}}", inner.join(","))
-}
-
-pub(crate) fn rfc3339(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .map_or_else(|| ms.to_string(), |t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
 /// The message for `g` now, if one is due: `Some((alert, firing))`.

@@ -29,6 +29,7 @@ use promql_parser::parser::{Expr, VectorSelector};
 use serde::Deserialize;
 
 use crate::own_series::{KeepSelector, rule_selectors};
+use crate::prom_api::valid_label_name;
 use crate::promql;
 
 /// Longest rule file read.
@@ -525,12 +526,6 @@ fn matchers(list: &[String], at: &str) -> Result<Matchers, String> {
         }
     }
     Ok(Matchers::new(out))
-}
-
-fn valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn valid_label_value(value: &str) -> bool {

@@ -101,13 +101,19 @@ pub(super) fn vector(node: &Node, t: i64, ctx: Ctx) -> Result<Vec<Sample>, Query
 
 /// The parser checks types; this is for what it lets through that the evaluator still cannot take.
 pub(super) fn type_error(what: &str, got: &Value) -> QueryError {
-    let kind = match got {
-        Value::Scalar(_) => "scalar",
-        Value::Vector(_) => "instant vector",
-        Value::Matrix(_) => "range vector",
-        Value::Str(_) => "string",
-    };
-    QueryError::Execution(format!("{what} cannot be a {kind}"))
+    QueryError::Execution(format!("{what} cannot be a {}", got.kind()))
+}
+
+impl Value {
+    /// The value's type as Prometheus names it in errors.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Value::Scalar(_) => "scalar",
+            Value::Vector(_) => "instant vector",
+            Value::Matrix(_) => "range vector",
+            Value::Str(_) => "string",
+        }
+    }
 }
 
 /// The labels without `__name__` (shared when there was none).
