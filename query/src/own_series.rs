@@ -30,6 +30,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 use vigil_ingest::own_series::{OwnSeries, OwnSeriesSink};
+use vigil_ingest::series::IdHasher;
 
 mod keep;
 
@@ -190,28 +191,10 @@ impl PartialEq for SeriesKey {
 
 impl Eq for SeriesKey {}
 
-/// Hashes a [`SeriesKey`] to its precomputed hash.
-#[derive(Debug, Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is ever called; anything else still hashes.
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
-
 #[derive(Debug, Default)]
 struct TenantSeries {
-    series: HashMap<SeriesKey, Samples, BuildHasherDefault<KeyHasher>>,
+    // `IdHasher` passes the key's precomputed hash through.
+    series: HashMap<SeriesKey, Samples, BuildHasherDefault<IdHasher>>,
 }
 
 /// One series as a query sees it: its labels and its samples within the asked window, oldest first.

@@ -73,11 +73,17 @@ impl DetectHandle {
     /// rules ask every evaluation, and only an open anomaly holds one.
     pub fn open_anomalies(&self, query: &EventQuery<'_>) -> Vec<Anomaly> {
         let mut filter = Filter::new(query);
+        let open = self.open_copies(|e| filter.keeps(e));
+        filter.read(&[], &[&open]).0
+    }
+
+    /// Copies of the open events `keep` keeps, shard by shard.
+    fn open_copies(&self, keep: impl Fn(&Event) -> bool) -> Vec<Event> {
         let mut open = Vec::new();
         for shard in self.shared.open.iter() {
-            open.extend(shard.lock().open_events().filter(|e| filter.keeps(e)).cloned());
+            open.extend(shard.lock().open_events().filter(|e| keep(e)).cloned());
         }
-        filter.read(&[], &[&open]).0
+        open
     }
 
     /// The closed events, and copies of the open ones `keep` keeps, each event once: the open events are
@@ -85,10 +91,7 @@ impl DetectHandle {
     /// (a worker adds it there before it lets go of the open events) and its open copy is dropped.
     fn events(&self, keep: impl Fn(&Event) -> bool) -> (Closed, Vec<Event>) {
         let seen = self.shared.events.pushed();
-        let mut open = Vec::new();
-        for shard in self.shared.open.iter() {
-            open.extend(shard.lock().open_events().filter(|e| keep(e)).cloned());
-        }
+        let mut open = self.open_copies(keep);
         let closed = self.shared.events.closed();
         closed.drop_closed_twins(&mut open, seen);
         (closed, open)

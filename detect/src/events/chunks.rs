@@ -122,12 +122,19 @@ impl<R: Row> Chunks<R> {
 
     /// The table, oldest first, then `extra` in the last batch.
     pub(crate) fn snapshot(&self, extra: &[R]) -> Vec<RecordBatch> {
-        let mut out: Vec<RecordBatch> = self.chunks.iter().cloned().collect();
-        match R::to_batch(self.pending.iter().chain(extra)) {
-            Ok(batch) if batch.num_rows() > 0 => out.push(batch),
-            Ok(_) => {}
-            Err(e) => tracing::error!(table = R::TABLE, error = %e, "Building a snapshot failed. This is a bug."),
-        }
-        out
+        with_last_batch(self.chunks.iter().cloned().collect(), self.pending.iter().chain(extra))
     }
+}
+
+/// `chunks`, then `rows` as one last batch (none when there are no rows).
+pub(crate) fn with_last_batch<'a, R: Row + 'a>(
+    mut chunks: Vec<RecordBatch>,
+    rows: impl Iterator<Item = &'a R> + Clone,
+) -> Vec<RecordBatch> {
+    match R::to_batch(rows) {
+        Ok(batch) if batch.num_rows() > 0 => chunks.push(batch),
+        Ok(_) => {}
+        Err(e) => tracing::error!(table = R::TABLE, error = %e, "Building a snapshot failed. This is a bug."),
+    }
+    chunks
 }

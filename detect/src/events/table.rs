@@ -18,7 +18,7 @@ use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 use parking_lot::Mutex;
 
 use super::Event;
-use super::chunks::{Chunks, Row};
+use super::chunks::{Chunks, Row, with_last_batch};
 use crate::config::EventsConfig;
 use crate::verdict::Contributions;
 
@@ -232,13 +232,7 @@ impl Closed {
     /// As record batches: the chunks, then the pending rows and `open` in one last batch (the shape of
     /// [`EventLog::snapshot`]).
     pub(crate) fn into_batches(self, open: &[Event]) -> Vec<RecordBatch> {
-        let mut out = self.chunks;
-        match to_batch(self.pending.iter().chain(open)) {
-            Ok(batch) if batch.num_rows() > 0 => out.push(batch),
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "Building the events table failed. This is a bug."),
-        }
-        out
+        with_last_batch(self.chunks, self.pending.iter().chain(open))
     }
 }
 

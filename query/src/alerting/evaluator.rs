@@ -86,14 +86,11 @@ impl Evaluator {
         }
         let window = AlertingConfig::millis(config.group_window);
         let retention = AlertingConfig::millis(config.resolved_retention);
+        let uses_events = self.set.rules.iter().any(|r| matches!(r.condition, Condition::Anomaly { .. }));
         for tenant in &tenants {
             let incidents = (world.open_incidents)(tenant);
-            let uses_events = self.set.rules.iter().any(|r| matches!(r.condition, Condition::Anomaly { .. }));
-            let open_anomalies: Vec<Anomaly> = if uses_events {
-                (world.anomalies)(tenant).into_iter().filter(|a| a.open).collect()
-            } else {
-                Vec::new()
-            };
+            // Anomaly rules keep only the open ones (`conditions::evaluate`).
+            let open_anomalies: Vec<Anomaly> = if uses_events { (world.anomalies)(tenant) } else { Vec::new() };
             let (explained, notes) = incident_maps(&incidents);
             let services =
                 Services { labels: &config.service_labels, root_of: config.group_by_incident.then_some(&explained) };
