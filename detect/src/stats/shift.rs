@@ -62,6 +62,13 @@ impl Cusum {
         }
         ShiftStep { signed, new_level }
     }
+
+    /// Re-expresses the pending sums after every sample's value moved by `by` (the series is now watched
+    /// against a different seasonal offset).
+    pub(crate) fn move_by(&mut self, by: f64) {
+        self.up_sum += by * f64::from(self.up_n);
+        self.down_sum += by * f64::from(self.down_n);
+    }
 }
 
 #[cfg(test)]
