@@ -214,13 +214,14 @@ impl SeriesDetector {
     /// How the sample at `timestamp_ms` is watched: minus the seasonal offset once the profile explains the
     /// series, else as it is. The level, EWMA, CUSUM and rate detectors all watch the deseasonalised series.
     fn frame(&self, timestamp_ms: i64) -> Frame {
-        match self.seasonal.as_deref() {
-            Some(s) if s.fits() => match s.offset(timestamp_ms) {
-                Some(offset) => Frame { offset, noise: s.noise_factor(timestamp_ms), deseasoned: true },
-                None => Frame { offset: 0.0, noise: 1.0, deseasoned: false },
-            },
-            _ => Frame { offset: 0.0, noise: 1.0, deseasoned: false },
-        }
+        self.seasonal
+            .as_deref()
+            .filter(|s| s.fits())
+            .and_then(|s| {
+                let offset = s.offset(timestamp_ms)?;
+                Some(Frame { offset, noise: s.noise_factor(timestamp_ms), deseasoned: true })
+            })
+            .unwrap_or(Frame { offset: 0.0, noise: 1.0, deseasoned: false })
     }
 
     /// Carries the models' state into `frame` when the profile starts or stops explaining the series: what

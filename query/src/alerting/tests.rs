@@ -12,6 +12,7 @@ use super::evaluator::{Evaluator, World};
 use super::rules;
 use super::*;
 use crate::own_series::{OwnSeriesConfig, OwnSeriesMetrics};
+use crate::params::rfc3339;
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -59,7 +60,7 @@ fn alerts(batches: &[AlertBatch]) -> Vec<&PostableAlert> {
 }
 
 fn firing(a: &PostableAlert, at: i64) -> bool {
-    a.ends_at.as_deref().is_some_and(|e| e > crate::params::rfc3339(at).as_str())
+    a.ends_at.as_deref().is_some_and(|e| e > rfc3339(at).as_str())
 }
 
 #[test]
@@ -148,11 +149,7 @@ fn a_threshold_is_pending_then_firing_then_resolved_and_resent_while_firing() {
         .into();
     assert_eq!(a[0].labels, want);
     assert_eq!(a[0].annotations["summary"], "api errors at 0.5000");
-    assert_eq!(
-        a[0].starts_at.as_deref(),
-        Some(crate::params::rfc3339(T0).as_str()),
-        "startsAt is when it became active"
-    );
+    assert_eq!(a[0].starts_at.as_deref(), Some(rfc3339(T0).as_str()), "startsAt is when it became active");
     assert!(firing(a[0], T0 + 2000));
     assert!(tick(&mut e, &s, T0 + 3000, &[]).is_empty(), "not re-sent before resend_delay");
     let again = tick(&mut e, &s, T0 + 62_000, &[]);
@@ -162,7 +159,7 @@ fn a_threshold_is_pending_then_firing_then_resolved_and_resent_while_firing() {
     let resolved = tick(&mut e, &s, T0 + 65_500, &[]);
     let r = alerts(&resolved);
     assert_eq!(r.len(), 1);
-    assert_eq!(r[0].ends_at.as_deref(), Some(crate::params::rfc3339(T0 + 62_000).as_str()), "ends when it last fired");
+    assert_eq!(r[0].ends_at.as_deref(), Some(rfc3339(T0 + 62_000).as_str()), "ends when it last fired");
     assert!(tick(&mut e, &s, T0 + 66_000, &[]).is_empty(), "resolved is not repeated at once");
 }
 
