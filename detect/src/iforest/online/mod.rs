@@ -145,7 +145,10 @@ impl Model {
             return s;
         }
         let h = -s.log2() * self.c_psi;
-        let cut = (1.0 - (1.0 - p).powf(h)) / p;
+        // 1 − (1 − p)^h, computed without cancellation: a row a hair beyond the range (a context feature
+        // that decays towards a training row's value never reaches it) has p near 1e-17, where
+        // `1.0 - (1.0 - p).powf(h)` is exactly 0, and every such ordinary row scored as isolated at once.
+        let cut = -(h * (-p).ln_1p()).exp_m1() / p;
         (-cut.min(h) / self.c_psi).exp2()
     }
 

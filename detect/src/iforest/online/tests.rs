@@ -287,6 +287,25 @@ fn random_model(seed: u64, n: usize) -> Model {
 }
 
 #[test]
+fn a_row_a_hair_beyond_the_training_range_scores_like_the_edge_and_a_far_one_high() {
+    let m = random_model(22, 1024);
+    // The training row that sets the first feature's minimum, then the same row nudged past it.
+    let edge = m.lo[0];
+    let mut rng = fastrand::Rng::with_seed(23);
+    let mut row: [f64; FEATURES] = std::array::from_fn(|_| 0.1 * gauss(&mut rng));
+    row[0] = edge;
+    let at_edge = m.contribution(&row);
+    let range = m.hi[0] - m.lo[0];
+    for nudge in [1e-15, 1e-12, 1e-9] {
+        row[0] = edge - nudge * range;
+        let beyond = m.contribution(&row);
+        assert!((beyond - at_edge).abs() < 1e-6, "nudged by {nudge}: {beyond} vs {at_edge} at the edge");
+    }
+    row[0] = edge - 50.0 * range;
+    assert!(m.contribution(&row) > 1.0, "far beyond the range: {}", m.contribution(&row));
+}
+
+#[test]
 fn batched_contributions_equal_row_by_row_ones_to_the_bit() {
     let models: Vec<Arc<Model>> = (0..3).map(|m| Arc::new(random_model(20 + m, 1024))).collect();
     let mut rng = fastrand::Rng::with_seed(21);
