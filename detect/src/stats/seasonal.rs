@@ -5,8 +5,8 @@
 //! where MSTL needs the whole history (the forecast, `SeriesDetector::forecast`, builds on the same profile).
 //! The daily profile holds absolute values, so what is learnt one day does not depend on a level that was
 //! still settling; a shifted level is re-learnt within a few periods. It is only
-//! trusted once it has seen a whole day and explains the series clearly better than a plain level
-//! ([`Seasonal::fits`], with hysteresis).
+//! trusted once it has seen a whole day and explains the series clearly better than a plain level, both
+//! lately and over the last few days ([`Seasonal::fits`], with hysteresis).
 
 const DAY_MS: i64 = 86_400_000;
 const WEEK_MS: i64 = 7 * DAY_MS;
@@ -26,6 +26,12 @@ const SIGMA_PER_MAD: f64 = 1.253;
 /// it stops being trusted.
 const FITS_BELOW: f64 = 0.6;
 const FAILS_ABOVE: f64 = 0.85;
+/// The settled residuals learn at this fraction of the recent ones' pace (about three days of memory at
+/// 5-minute samples, five at hourly ones), and as a plain running mean while the series is younger than
+/// that. The profile is trusted only when both are under `FITS_BELOW`: judged on the last half day alone,
+/// a borderline daily pattern was trusted and dropped again and again, and each drop was reported as a
+/// broken pattern (22 times on NAB's hourly ambient temperature series; ablation in `benches/README.md`).
+const SETTLED_PACE: f64 = 0.15;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Seasonal {
@@ -33,12 +39,17 @@ pub(crate) struct Seasonal {
     weekly: [f32; WEEKLY_BUCKETS],
     /// Sum and count of the filled daily buckets: their mean is the level the offsets are taken from.
     daily_sum: f64,
-    daily_filled: u32,
+    /// At most `DAILY_BUCKETS`: a u16 packs beside `n` and the flags (the state budget is 2 KiB).
+    daily_filled: u16,
     /// A plain level over about a day, the reference the profile must beat.
     base: f64,
     /// Mean absolute residual of the profile and of the plain level.
     mad: f64,
     base_mad: f64,
+    /// The same over a longer memory (`SETTLED_PACE`).
+    /// f32: the two f64 would have taken the state over its 2 KiB budget.
+    settled_mad: f32,
+    settled_base_mad: f32,
     first_ms: i64,
     n: u32,
     fitting: bool,
@@ -95,6 +106,8 @@ impl Seasonal {
             base: x,
             mad: 0.0,
             base_mad: 0.0,
+            settled_mad: 0.0,
+            settled_base_mad: 0.0,
             first_ms: timestamp_ms,
             n: 1,
             fitting: false,
@@ -189,18 +202,30 @@ impl Seasonal {
                 } else {
                     (f64::from(*n) + self.noise_weight * (r - f64::from(*n))) as f32
                 };
-                self.mad += slow * ((x - expected).abs().min(CLIP * s) - self.mad);
+                let residual = (x - expected).abs().min(CLIP * s);
+                self.mad += slow * (residual - self.mad);
                 self.base_mad += slow * (rb - self.base_mad);
+                let settled = (slow * SETTLED_PACE).max(1.0 / f64::from(self.n));
+                self.settled_mad += (settled * (residual - f64::from(self.settled_mad))) as f32;
+                self.settled_base_mad += (settled * (rb - f64::from(self.settled_base_mad))) as f32;
                 let ratio = self.mad / self.base_mad.max(f64::MIN_POSITIVE);
+                let settled_ratio =
+                    f64::from(self.settled_mad) / f64::from(self.settled_base_mad).max(f64::MIN_POSITIVE);
+                // Dropped as soon as it fails lately (the pattern broke); trusted only once it has fitted for days.
                 if self.fitting && ratio > FAILS_ABOVE {
                     self.fitting = false;
-                } else if !self.fitting && ratio < FITS_BELOW && timestamp_ms - self.first_ms >= DAY_MS + DAY_MS / 4 {
+                } else if !self.fitting
+                    && ratio.max(settled_ratio) < FITS_BELOW
+                    && timestamp_ms - self.first_ms >= DAY_MS + DAY_MS / 4
+                {
                     self.fitting = true;
                 }
             }
             None => {
                 self.base_mad += slow.max(1.0 / f64::from(self.n)) * (rb - self.base_mad);
                 self.mad = self.base_mad;
+                self.settled_base_mad = self.base_mad as f32;
+                self.settled_mad = self.base_mad as f32;
             }
         }
         self.base += (interval / DAY_MS as f64).max(1.0 / f64::from(self.n)) * (x - self.base);
