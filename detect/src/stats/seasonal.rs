@@ -27,10 +27,11 @@ const SIGMA_PER_MAD: f64 = 1.253;
 const FITS_BELOW: f64 = 0.6;
 const FAILS_ABOVE: f64 = 0.85;
 /// The settled residuals learn at this fraction of the recent ones' pace (about three days of memory at
-/// 5-minute samples, five at hourly ones), and as a plain running mean while the series is younger than
-/// that. The profile is trusted only when both are under `FITS_BELOW`: judged on the last half day alone,
-/// a borderline daily pattern was trusted and dropped again and again, and each drop was reported as a
-/// broken pattern (22 times on NAB's hourly ambient temperature series; ablation in `benches/README.md`).
+/// 5-minute samples, five at hourly ones), and as a plain running mean over the profile's life while that is
+/// shorter; its first day, before the profile can be read, counts as no better than the plain level. The
+/// profile is trusted only when both are under `FITS_BELOW`: judged on the last half day alone, a borderline
+/// daily pattern was trusted and dropped again and again, and each drop was reported as a broken pattern
+/// (22 times on NAB's hourly ambient temperature series; ablation in `benches/README.md`).
 const SETTLED_PACE: f64 = 0.15;
 
 #[derive(Debug, Clone)]
