@@ -9,7 +9,7 @@ use prometheus_client::registry::Registry;
 
 use crate::buffer::table::OpenTable;
 use crate::buffer::{ColumnarBuffer, MetricsBuffer};
-use crate::series::SeriesRegistry;
+use crate::series::{MetadataStore, SeriesRegistry};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProtocolLabels {
@@ -49,6 +49,8 @@ pub struct IngestMetrics {
     buffer_rejected: Family<SignalLabels, Gauge>,
     active_series: Gauge,
     registry_bytes: Gauge,
+    metadata_families: Gauge,
+    metadata_dropped: Gauge,
     wal_bytes: Family<SignalLabels, Gauge>,
     wal_head: Family<SignalLabels, Gauge>,
     wal_dropped: Family<SignalLabels, Gauge>,
@@ -72,6 +74,8 @@ impl IngestMetrics {
             buffer_rejected: Family::default(),
             active_series: Gauge::default(),
             registry_bytes: Gauge::default(),
+            metadata_families: Gauge::default(),
+            metadata_dropped: Gauge::default(),
             wal_bytes: Family::default(),
             wal_head: Family::default(),
             wal_dropped: Family::default(),
@@ -104,6 +108,16 @@ impl IngestMetrics {
         );
         r.register("active_series", "Series known to the registry", m.active_series.clone());
         r.register("series_registry_bytes", "Approximate memory of the series registry", m.registry_bytes.clone());
+        r.register(
+            "metadata_families",
+            "Metric families whose metadata is kept, all tenants",
+            m.metadata_families.clone(),
+        );
+        r.register(
+            "metadata_dropped_updates",
+            "Metadata of new metric families not kept because the store was full (counter semantics)",
+            m.metadata_dropped.clone(),
+        );
         r.register("wal_disk_bytes", "Bytes of write-ahead log on disk, by signal", m.wal_bytes.clone());
         r.register(
             "wal_head_position",
@@ -123,12 +137,14 @@ impl IngestMetrics {
         m
     }
 
-    /// Copies the metrics buffer's and the registry's own counters into the exported gauges; call before
-    /// each scrape.
-    pub fn observe_state(&self, buffer: &MetricsBuffer, series: &SeriesRegistry) {
+    /// Copies the metrics buffer's, the registry's and the metadata store's own counters into the exported
+    /// gauges; call before each scrape.
+    pub fn observe_state(&self, buffer: &MetricsBuffer, series: &SeriesRegistry, metadata: &MetadataStore) {
         self.observe_buffer("metrics", buffer);
         set(&self.active_series, series.len());
         set(&self.registry_bytes, series.memory_bytes());
+        set(&self.metadata_families, metadata.len() as u64);
+        set(&self.metadata_dropped, metadata.dropped());
     }
 
     /// Copies one buffer's counters into the exported gauges, labelled with its signal.

@@ -130,6 +130,7 @@ pub(crate) async fn run(
     let series = Arc::new(SeriesRegistry::new(&config.series, &config.tenancy.default_tenant));
     let metadata = Arc::new(MetadataStore::default());
     let metadata_for_replay = Arc::clone(&metadata);
+    let metadata_for_scrape = Arc::clone(&metadata);
     let sealer = tokio::spawn(Arc::clone(&buffer).run_sealer());
     let spans = SpansBuffer::new(config.spans_buffer.clone());
     let spans_sealer = tokio::spawn(Arc::clone(&spans).run_sealer());
@@ -250,9 +251,9 @@ pub(crate) async fn run(
     let readiness = Arc::new(ReadinessState::new(Arc::clone(&buffer), wals.clone(), backends));
     let self_metrics = {
         let (m, b, s) = (ingest_metrics.clone(), Arc::clone(&buffer), Arc::clone(&series));
-        let (l, sp, w) = (Arc::clone(&logs), Arc::clone(&spans), wals.clone());
+        let (l, sp, w, md) = (Arc::clone(&logs), Arc::clone(&spans), wals.clone(), Arc::clone(&metadata_for_scrape));
         let refresh = move || {
-            m.observe_state(&b, &s);
+            m.observe_state(&b, &s, &md);
             for wal in &w {
                 m.observe_wal(wal);
             }

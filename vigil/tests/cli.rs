@@ -88,14 +88,19 @@ async fn serve_starts_on_defaults_and_keeps_writes_without_a_forwarder() {
 
     // A valid write is accepted and counted; metrics are in the text format.
     use prost::Message;
-    use vigil_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
+    use vigil_proto::prometheus::{Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
     let req = WriteRequest {
         timeseries: vec![TimeSeries {
             labels: vec![Label { name: "__name__".into(), value: "x".into() }],
             samples: vec![Sample { value: 1.0, timestamp: 1 }],
             ..Default::default()
         }],
-        metadata: vec![],
+        metadata: vec![MetricMetadata {
+            r#type: 2,
+            metric_family_name: "x".into(),
+            help: "An x.".into(),
+            unit: "".into(),
+        }],
     };
     let body = Bytes::from(snap::raw::Encoder::new().compress_vec(&req.encode_to_vec()).expect("snappy"));
     let r = request(
@@ -110,6 +115,8 @@ async fn serve_starts_on_defaults_and_keeps_writes_without_a_forwarder() {
     let m = vigil.metrics().await;
     assert_eq!(metric_sum(&m, "vigil_ingest_samples_total", &[]), 1.0);
     assert_eq!(metric_sum(&m, "vigil_active_series", &[]), 1.0);
+    assert_eq!(metric_sum(&m, "vigil_metadata_families", &[]), 1.0);
+    assert_eq!(metric_sum(&m, "vigil_metadata_dropped_updates", &[]), 0.0);
     assert!(metric_sum(&m, "vigil_buffer_bytes", &[]) > 0.0);
     assert!(dir.0.join("vigil-data").is_dir(), "the data directory is created");
 

@@ -140,7 +140,13 @@ fn receive_with(
     };
     buffer.append(staged).map_err(|full| RemoteWriteError::BufferFull { limit: full.limit })?;
     for md in &decoded.metadata {
-        metadata.update(span_str(body, md.family), md.metric_type, span_str(body, md.help), span_str(body, md.unit));
+        metadata.update(
+            tenant,
+            span_str(body, md.family),
+            md.metric_type,
+            span_str(body, md.help),
+            span_str(body, md.unit),
+        );
     }
     let counts = WriteCounts {
         samples: staged.sample_count() as u64,

@@ -415,14 +415,14 @@ fn check_full_request(env: &Env, counts: WriteCounts) {
 
     assert_eq!(env.metadata.len(), 2);
     assert_eq!(
-        env.metadata.get("http_requests_total"),
+        env.metadata.get(Tenant::DEFAULT, "http_requests_total"),
         Some(FamilyMetadata { metric_type: 1, help: "Requests served.".into(), unit: String::new() })
     );
     assert_eq!(
-        env.metadata.get("rpc_duration_seconds"),
+        env.metadata.get(Tenant::DEFAULT, "rpc_duration_seconds"),
         Some(FamilyMetadata { metric_type: 3, help: "RPC latency.".into(), unit: "seconds".into() })
     );
-    assert_eq!(env.metadata.get("up"), None);
+    assert_eq!(env.metadata.get(Tenant::DEFAULT, "up"), None);
 }
 
 #[test]
