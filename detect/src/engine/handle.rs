@@ -57,6 +57,12 @@ impl DetectHandle {
         closed.into_batches(&open)
     }
 
+    /// Every closed event as the log holds it, and copies of the open ones, each event once: what the
+    /// incidents' feed reads each tick, taking only the rows added since its previous read.
+    pub(crate) fn event_changes(&self) -> (Closed, Vec<Event>) {
+        self.events(|_| true)
+    }
+
     /// The events `query` selects, oldest peak first, and how many matched before `query.limit`.
     ///
     /// Never waits for a batch to be scored (the open events have their own lock, held by a worker only to

@@ -206,6 +206,11 @@ pub(crate) struct Closed {
 }
 
 impl Closed {
+    /// Closed events the log had been given when this was taken (retention notwithstanding).
+    pub(crate) fn pushed(&self) -> u64 {
+        self.pushed
+    }
+
     /// Removes from `open` (open events read after [`EventLog::pushed`] gave `seen`, before this was taken)
     /// every event that has closed since: it is among the newest `pushed - seen` rows here, and must be
     /// read once, closed. An event is known by its series and start.

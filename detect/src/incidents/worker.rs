@@ -271,7 +271,10 @@ impl Worker {
         self.send_bodies();
         self.tracer.expire(store, now);
         let rows = match &self.detect {
-            Some(d) => self.feed.poll(&d.events_table(), now, self.forget_events),
+            Some(d) => {
+                let (closed, open) = d.event_changes();
+                self.feed.poll(&closed, &open, now, self.forget_events)
+            }
             None => Vec::new(),
         };
         let published = {
