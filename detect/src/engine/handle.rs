@@ -109,6 +109,10 @@ impl DetectHandle {
         let registry = &self.shared.registry;
         let steps = usize::try_from(query.horizon_ms / query.step_ms.max(1)).unwrap_or(0);
         let mut out = Vec::new();
+        // One buffer of borrowed labels for every candidate: a selector is tested on every series of the
+        // tenant, and building each one's label map first (as the answer needs) made a query that matches
+        // nothing take a third of a second at 50 000 series.
+        let mut pairs: Vec<(&str, &str)> = Vec::new();
         for shard in self.shared.shards.iter() {
             // Copy the candidates out so the worker is not held up while labels are decoded and matched.
             let candidates: Vec<(u64, u32)> = shard.lock().series.iter().map(|(id, t)| (*id, t.slot)).collect();
@@ -117,11 +121,13 @@ impl DetectHandle {
                 if registry.tenant_name(tenant).is_none_or(|t| &**t != query.tenant) {
                     continue;
                 }
-                let labels: BTreeMap<String, String> =
-                    decode_label_key(key).map(|p| (p.name.to_owned(), p.value.to_owned())).collect();
-                if !query.selectors.iter().any(|s| s.matches(|n| labels.get(n).map(String::as_str))) {
+                pairs.clear();
+                pairs.extend(decode_label_key(key).map(|p| (p.name, p.value)));
+                if !query.selectors.iter().any(|s| s.matches_pairs(&pairs)) {
                     continue;
                 }
+                let labels: BTreeMap<String, String> =
+                    pairs.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
                 if out.len() == query.max_series {
                     return (out, true);
                 }
