@@ -1,5 +1,5 @@
-//! The OpenTelemetry Python SDK → Vigil (OTLP/HTTP) → real VictoriaMetrics: names and labels per the
-//! OpenTelemetry-to-Prometheus compatibility rules.
+//! The OpenTelemetry Python SDK → Vigil (OTLP/HTTP and gRPC) → real VictoriaMetrics: names and labels per
+//! the OpenTelemetry-to-Prometheus compatibility rules; and the SDK's exemplars → Vigil's trace view.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -68,6 +68,8 @@ async fn sdk_metrics_reach_victoriametrics(grpc: bool) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    let ids = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let (trace_id, span_id) = ids.split_once(' ').expect("the script prints the trace and span id");
     vigil.wait_forwarded(Duration::from_secs(30), 1).await;
     let m = vigil.metrics().await;
     let protocol = if grpc { "otlp_grpc" } else { "otlp_http" };
@@ -97,6 +99,22 @@ async fn sdk_metrics_reach_victoriametrics(grpc: bool) {
     assert_eq!(value, 1.0);
     assert_eq!(labels.get("deployment_environment").map(String::as_str), Some("test"));
     assert_eq!(labels.get("job").map(String::as_str), Some("shop/checkout"));
+
+    // The 700 ms request was recorded inside a span: the SDK sent it as an exemplar of its bucket, and Vigil's
+    // trace view lists that series with the exemplar's value and span.
+    let path = format!("/api/v1/traces/{trace_id}");
+    let series = wait_for("the exemplar in the trace view", Duration::from_secs(15), || async {
+        let r = request("GET", &vigil.url(&path), &[], Bytes::new()).await.ok()?;
+        let body: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+        (r.status == 200).then(|| body["data"]["series"].as_array().cloned()).flatten()
+    })
+    .await;
+    assert_eq!(series.len(), 1, "{series:?}");
+    let s = &series[0];
+    assert_eq!(s["labels"]["__name__"], "http_server_duration_milliseconds_bucket", "{s}");
+    assert_eq!(s["labels"]["le"], "750", "the exemplar hangs on the bucket its value falls in: {s}");
+    assert_eq!(s["labels"]["job"], "shop/checkout", "{s}");
+    assert_eq!((s["value"].as_f64(), s["span_id"].as_str()), (Some(700.0), Some(span_id)), "{s}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,8 @@
 Usage: send_metrics.py ENDPOINT [grpc]
   http (default): ENDPOINT like http://127.0.0.1:4318/v1/metrics
   grpc:           ENDPOINT like 127.0.0.1:4317
-Exits non-zero if the SDK reports a failed export.
+Exits non-zero if the SDK reports a failed export. Prints the trace and span id (hex) of the span inside
+which the slowest request was recorded: the SDK attaches that measurement to its bucket as an exemplar.
 """
 import sys
 
@@ -12,6 +13,7 @@ from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExp
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExportResult, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
 
 
 FAILED = []
@@ -55,8 +57,14 @@ def main() -> int:
     requests.add(7, {"http.method": "POST"})
 
     duration = meter.create_histogram("http.server.duration", unit="ms", description="Request duration.")
-    for v in (3, 40, 40, 700):
+    for v in (3, 40, 40):
         duration.record(v, {"http.method": "GET"})
+    # Recorded inside a sampled span, so the SDK's default (trace-based) exemplar filter keeps it.
+    tracer = TracerProvider(resource=resource).get_tracer("vigil.e2e")
+    with tracer.start_as_current_span("slow request") as span:
+        duration.record(700, {"http.method": "GET"})
+        context = span.get_span_context()
+    print(f"{context.trace_id:032x} {context.span_id:016x}")
 
     queue = meter.create_up_down_counter("queue.size", unit="By")
     queue.add(100)
