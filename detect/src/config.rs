@@ -4,6 +4,7 @@
 //! ```yaml
 //! detect:
 //!   max_series: 100000
+//!   forget_after: 48h
 //!   rules:
 //!     - match: 'http_requests_total{job="api"}'
 //!       settings: { sensitivity: 0.5, direction: up }
@@ -37,6 +38,12 @@ pub struct DetectConfig {
     /// Most series with detector state at once, all tenants together. Series beyond it are not scored and
     /// are counted in `vigil_detect_series_dropped_total`.
     pub max_series: u64,
+    /// A series with no sample for this long is forgotten: its state is dropped, an open event of it is
+    /// closed, and its place under `max_series` is freed (pods come and go; without this the cap fills with
+    /// series that are gone). Measured in sample time, behind the newest sample of the series' engine
+    /// shard, so replayed data behaves like live data. A series that comes back learns again from scratch.
+    #[serde(with = "humantime_serde")]
+    pub forget_after: Duration,
     /// Append `anomaly_score`, `anomaly_expected`, `anomaly_lower` and `anomaly_upper` for every scored
     /// sample to the metrics path (and so to the forwarders).
     pub write_back: bool,
@@ -54,6 +61,7 @@ impl Default for DetectConfig {
             defaults: Settings::default(),
             rules: Vec::new(),
             max_series: 100_000,
+            forget_after: Duration::from_secs(48 * 3600),
             write_back: true,
             events: EventsConfig::default(),
             iforest: IforestConfig::default(),
@@ -124,6 +132,9 @@ impl DetectConfig {
         }
         if self.max_series == 0 {
             problems.push("detect.max_series must be > 0".into());
+        }
+        if self.forget_after < Duration::from_secs(60) {
+            problems.push(format!("detect.forget_after must be at least 1m, got {:?}", self.forget_after));
         }
         if self.events.max_events == 0 {
             problems.push("detect.events.max_events must be > 0".into());

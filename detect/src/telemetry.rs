@@ -23,8 +23,11 @@ pub struct DetectMetrics {
     pub samples_skipped: Family<ReasonLabels, Counter>,
     /// Anomaly events opened.
     pub anomalies: Counter,
-    /// Series not scored because `detect.max_series` was reached.
+    /// Series not scored because `detect.max_series` was reached (a series is counted again each time
+    /// forgotten series free room and it is still over the cap).
     pub series_dropped: Counter,
+    /// Series forgotten after `detect.forget_after` without a sample.
+    pub series_forgotten: Counter,
     /// Sealed batches the engine missed because the buffer evicted them before it read them.
     pub lagged_batches: Counter,
     /// Scores written back into the metrics path (four series per scored sample count once).
@@ -62,6 +65,11 @@ impl DetectMetrics {
             "series_dropped",
             "Series not scored because `detect.max_series` was reached",
             m.series_dropped.clone(),
+        );
+        r.register(
+            "series_forgotten",
+            "Series whose state was dropped after `detect.forget_after` without a sample",
+            m.series_forgotten.clone(),
         );
         r.register("lagged_batches", "Buffer batches evicted before the engine read them", m.lagged_batches.clone());
         r.register("writeback_samples", "Scored samples written back as anomaly_* series", m.writeback_samples.clone());

@@ -81,6 +81,8 @@ pub(crate) struct Shared {
     /// Series with detector state, all shards, against `max_series`.
     tracked: AtomicU64,
     max_series: u64,
+    /// `detect.forget_after`, in ms of sample time.
+    forget_after_ms: i64,
     cap_warned: AtomicBool,
     /// Write-back is on (not held for replay).
     live: AtomicBool,
@@ -144,6 +146,7 @@ impl Engine {
             open,
             tracked: AtomicU64::new(0),
             max_series: config.max_series,
+            forget_after_ms: i64::try_from(config.forget_after.as_millis()).unwrap_or(i64::MAX),
             cap_warned: AtomicBool::new(false),
             live: AtomicBool::new(!replaying),
             online: online::Online::new(config),

@@ -109,6 +109,13 @@ impl Online {
         }
     }
 
+    /// `series` is forgotten: it no longer counts in its group's context.
+    pub(crate) fn forget(&self, series: &OnlineSeries) {
+        if let (Some(groups), Some(group)) = (self.groups.as_ref(), series.group.as_ref()) {
+            groups.leave(group);
+        }
+    }
+
     /// The first half of adding the forest's and the peers' judgement to a sample's verdict, in the order
     /// of the batch: the sample's features, its group's context and training rows, refits and comparisons
     /// asked for, and its row queued on `batch` for its group's forest. Once the batch's rows are scored

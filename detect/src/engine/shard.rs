@@ -69,15 +69,22 @@ impl Tracked {
 pub(crate) struct ShardState {
     pub(crate) series: IdMap<Tracked>,
     /// Series never scored: excluded by a rule, Vigil's own `anomaly_*` output, or over `detect.max_series`.
-    /// Remembered so each is resolved (and counted) once.
+    /// Remembered so each is resolved (and counted) once, until a sweep frees room under the cap.
     skipped: IdSet,
+    /// Newest sample time the shard has read, and that of its last sweep for forgotten series.
+    newest_ms: i64,
+    swept_ms: i64,
 }
 
 impl ShardState {
     pub(crate) fn new() -> Self {
-        Self { series: IdMap::default(), skipped: IdSet::default() }
+        Self { series: IdMap::default(), skipped: IdSet::default(), newest_ms: i64::MIN, swept_ms: i64::MIN }
     }
 }
+
+/// Sweeps for forgotten series run this often (in sample time), as a share of `detect.forget_after`: a
+/// series is forgotten between `forget_after` and this much later.
+const SWEEPS_PER_FORGET: i64 = 16;
 
 /// A scored sample between the passes.
 #[derive(Debug, Clone, Copy)]
@@ -166,11 +173,12 @@ fn score_batch(
     };
     let (Some(state), Some(events)) = (shared.shards.get(index), shared.open.get(index)) else { return };
     let mut state = state.lock();
-    let ShardState { series, skipped } = &mut *state;
+    let ShardState { series, skipped, newest_ms, .. } = &mut *state;
     let mut tally = Tally::default();
     // (a) Verdicts and feature rows.
     for i in 0..samples.num_rows() {
         let id = ids.value(i);
+        *newest_ms = (*newest_ms).max(times.value(i));
         if skipped.contains(&id) {
             continue;
         }
@@ -206,6 +214,7 @@ fn score_batch(
         }
     }
     finish_chunk(shared, events, scratch, encoder, &mut tally);
+    forget_silent(shared, events, &mut state);
     drop(state);
     let m = &shared.metrics;
     m.samples_scored.inc_by(tally.scored);
@@ -216,6 +225,44 @@ fn score_batch(
     if tally.not_finite > 0 {
         m.skipped("not_finite").inc_by(tally.not_finite);
     }
+}
+
+/// Drops the series with no sample for `detect.forget_after` (behind the newest sample the shard has read),
+/// once per `forget_after / SWEEPS_PER_FORGET` of sample time: their state, their place under
+/// `detect.max_series` and their group membership; their open events are closed. A series that only ever
+/// sent staleness markers has no sample time and goes at the first sweep (it is admitted again if it comes
+/// back). When room was freed, the series skipped for the cap get another chance.
+fn forget_silent(shared: &Shared, events: &parking_lot::Mutex<EventTracker>, state: &mut ShardState) {
+    let every = (shared.forget_after_ms / SWEEPS_PER_FORGET).max(1);
+    if state.newest_ms == i64::MIN || state.newest_ms.saturating_sub(state.swept_ms) < every {
+        return;
+    }
+    state.swept_ms = state.newest_ms;
+    let cutoff = state.newest_ms.saturating_sub(shared.forget_after_ms);
+    let mut gone = Vec::new();
+    state.series.retain(|id, t| {
+        let keep = t.last_ms >= cutoff;
+        if !keep {
+            shared.online.forget(&t.online);
+            gone.push(*id);
+        }
+        keep
+    });
+    if gone.is_empty() {
+        return;
+    }
+    // Into the table before the open events are let go, as in `finish_chunk`: a reader sees each event once.
+    let mut open = events.lock();
+    let closed = open.close_series(&gone);
+    if !closed.is_empty() {
+        shared.events.extend(closed);
+    }
+    drop(open);
+    let n = gone.len() as u64;
+    shared.tracked.fetch_sub(n, Ordering::Relaxed);
+    shared.metrics.series.dec_by(i64::try_from(n).unwrap_or(i64::MAX));
+    shared.metrics.series_forgotten.inc_by(n);
+    state.skipped.clear();
 }
 
 /// Passes (b) and (c) over the samples pending: the forests, each over all of its rows, then each sample's

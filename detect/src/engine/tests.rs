@@ -221,6 +221,53 @@ async fn series_over_the_cap_are_dropped_and_counted_and_replay_writes_nothing_b
     assert!(!written.is_empty(), "written back once replay is done");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_silent_for_forget_after_are_forgotten_their_events_closed_and_their_room_given_to_new_ones() {
+    let config = DetectConfig { max_series: 3, forget_after: Duration::from_secs(600), ..DetectConfig::default() };
+    let f = Fixture::start(config);
+    let t = f.registry.default_tenant();
+    let start = start_ms() - 3 * 3_600_000;
+    // Three series fill the cap; each ends on its spike, so each has an event still open.
+    let old = (0..3).map(|i| noisy_from(&[("__name__", "old"), ("i", &i.to_string())], SPIKE_AT + 1, start)).collect();
+    f.write(t, old);
+    f.settle().await;
+    let handle = f.engine.handle();
+    assert_eq!(handle.series_count(), 3);
+    let old_events = |open_only: bool| {
+        let sel = [Selector::parse("old").unwrap()];
+        handle.anomalies(&query("anonymous", &sel)).0.into_iter().filter(|e| !open_only || e.open).count()
+    };
+    assert_eq!(old_events(true), 3, "the spikes' events are open");
+    // Two hours later, eight new series: over the cap at first, admitted once the old ones are forgotten.
+    let later = start + 3 * 3_600_000;
+    let new = |from: usize, n: usize| -> Vec<TimeSeries> {
+        (0..8)
+            .map(|i| {
+                let mut s = noisy_from(&[("__name__", "new"), ("i", &i.to_string())], from + n, later);
+                s.samples.drain(..from);
+                s
+            })
+            .collect()
+    };
+    f.write(t, new(0, 20));
+    f.settle().await;
+    assert_eq!(f.metrics.series_forgotten.get(), 3, "every old series, on whichever shard");
+    assert_eq!(old_events(true), 0, "their open events are closed");
+    assert_eq!(old_events(false), 3, "and kept, closed");
+    f.write(t, new(20, 20));
+    f.settle().await;
+    assert_eq!(handle.series_count(), 3, "the cap is filled again, by new series");
+    assert_eq!(f.metrics.series.get(), 3);
+    assert!(f.metrics.series_dropped.get() >= 5, "the rest stay over the cap");
+    f.stop().await;
+}
+
+#[test]
+fn forget_after_below_a_minute_is_refused() {
+    let bad = DetectConfig { forget_after: Duration::from_secs(30), ..DetectConfig::default() };
+    assert!(bad.validate().unwrap_err().iter().any(|p| p.contains("detect.forget_after")));
+}
+
 /// Ten days of five-minute samples of a daily cycle on a rising level: the forecast comes from MSTL + ETS over
 /// the engine's hourly history and follows the cycle, and the series' whole state stays within 2 KiB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

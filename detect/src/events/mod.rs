@@ -150,6 +150,18 @@ impl EventTracker {
         }
     }
 
+    /// Closes the open event of each of `series` (series forgotten: no sample will close it).
+    pub(crate) fn close_series(&mut self, series: &[u64]) -> Vec<Event> {
+        if self.open.is_empty() {
+            return Vec::new();
+        }
+        let mut closed: Vec<Event> = series.iter().filter_map(|id| self.open.remove(id)).map(|o| o.event).collect();
+        for e in &mut closed {
+            e.open = false;
+        }
+        closed
+    }
+
     /// Copies of the events still open.
     pub(crate) fn open_events(&self) -> impl Iterator<Item = &Event> {
         self.open.values().map(|o| &o.event)

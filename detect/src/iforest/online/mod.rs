@@ -341,6 +341,12 @@ impl Groups {
         Resolved::Group(group)
     }
 
+    /// A series of `group` was forgotten: the group's context weighs each sample by its series count.
+    pub(crate) fn leave(&self, group: &Group) {
+        let mut st = group.state.lock();
+        st.context.series = st.context.series.saturating_sub(1);
+    }
+
     /// Groups made so far.
     pub(crate) fn len(&self) -> usize {
         self.index.lock().len()
