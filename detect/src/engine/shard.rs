@@ -85,6 +85,9 @@ impl ShardState {
 /// Sweeps for forgotten series run this often (in sample time), as a share of `detect.forget_after`: a
 /// series is forgotten between `forget_after` and this much later.
 const SWEEPS_PER_FORGET: i64 = 16;
+/// A sample stamped further ahead of the wall clock than this does not move the shard's sample time: one
+/// sample from a sender with a broken clock would otherwise make every other series look silent.
+const FUTURE_TOLERANCE_MS: i64 = 3_600_000;
 
 /// A scored sample between the passes.
 #[derive(Debug, Clone, Copy)]
@@ -175,10 +178,13 @@ fn score_batch(
     let mut state = state.lock();
     let ShardState { series, skipped, newest_ms, .. } = &mut *state;
     let mut tally = Tally::default();
+    let future = crate::events::now_ms().saturating_add(FUTURE_TOLERANCE_MS);
     // (a) Verdicts and feature rows.
     for i in 0..samples.num_rows() {
         let id = ids.value(i);
-        *newest_ms = (*newest_ms).max(times.value(i));
+        if times.value(i) <= future {
+            *newest_ms = (*newest_ms).max(times.value(i));
+        }
         if skipped.contains(&id) {
             continue;
         }

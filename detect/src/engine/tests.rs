@@ -262,6 +262,25 @@ async fn series_silent_for_forget_after_are_forgotten_their_events_closed_and_th
     f.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_sample_stamped_years_ahead_does_not_make_every_other_series_silent() {
+    let config = DetectConfig { forget_after: Duration::from_secs(600), ..DetectConfig::default() };
+    let f = Fixture::start(config);
+    let t = f.registry.default_tenant();
+    let series = (0..6).map(|i| noisy(&[("__name__", "steady"), ("i", &i.to_string())], 40)).collect();
+    f.write(t, series);
+    f.settle().await;
+    let year_ms = 365 * 86_400_000;
+    let broken_clock = (0..6)
+        .map(|i| noisy_from(&[("__name__", "skewed"), ("i", &i.to_string())], 1, start_ms() + 10 * year_ms))
+        .collect();
+    f.write(t, broken_clock);
+    f.settle().await;
+    assert_eq!(f.metrics.series_forgotten.get(), 0);
+    assert_eq!(f.engine.handle().series_count(), 12);
+    f.stop().await;
+}
+
 #[test]
 fn forget_after_below_a_minute_is_refused() {
     let bad = DetectConfig { forget_after: Duration::from_secs(30), ..DetectConfig::default() };
