@@ -201,7 +201,7 @@ mod tests {
     #[test]
     fn every_problem_is_reported_with_its_key() {
         let c = parse(
-            r#"{"max_series": 0, "defaults": {"sensitivity": -1},
+            r#"{"max_series": 0, "forget_after": "30s", "defaults": {"sensitivity": -1},
                 "rules": [{"match": "up{job=}"}, {"settings": {"min_deviation": -2}}],
                 "events": {"max_events": 0, "close_after": 0}}"#,
         )
@@ -214,11 +214,12 @@ mod tests {
             "detect.rules[1].match is required",
             "detect.rules[1].settings: min_deviation",
             "detect.max_series",
+            "detect.forget_after must be at least 1m",
             "detect.events.max_events",
             "detect.events.close_after",
         ] {
             assert!(all.contains(key), "missing {key:?} in:\n{all}");
         }
-        assert_eq!(problems.len(), 7, "{all}");
+        assert_eq!(problems.len(), 8, "{all}");
     }
 }

@@ -111,8 +111,8 @@ impl Online {
 
     /// `series` is forgotten: it no longer counts in its group's context.
     pub(crate) fn forget(&self, series: &OnlineSeries) {
-        if let (Some(groups), Some(group)) = (self.groups.as_ref(), series.group.as_ref()) {
-            groups.leave(group);
+        if let Some(group) = series.group.as_ref() {
+            group.leave();
         }
     }
 

@@ -281,12 +281,6 @@ async fn one_sample_stamped_years_ahead_does_not_make_every_other_series_silent(
     f.stop().await;
 }
 
-#[test]
-fn forget_after_below_a_minute_is_refused() {
-    let bad = DetectConfig { forget_after: Duration::from_secs(30), ..DetectConfig::default() };
-    assert!(bad.validate().unwrap_err().iter().any(|p| p.contains("detect.forget_after")));
-}
-
 /// Ten days of five-minute samples of a daily cycle on a rising level: the forecast comes from MSTL + ETS over
 /// the engine's hourly history and follows the cycle, and the series' whole state stays within 2 KiB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

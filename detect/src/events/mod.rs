@@ -21,7 +21,7 @@ pub(crate) use read::Filter;
 pub(crate) use read::read;
 pub use read::{Anomaly, EventQuery};
 pub use severity::Severity;
-pub(crate) use table::{Closed, Columns, now_ms};
+pub(crate) use table::{AddedRow, Closed, Columns, now_ms};
 pub use table::{EventLog, schema};
 
 /// The sample of an event with the highest score.
@@ -126,11 +126,7 @@ impl EventTracker {
                 if open.calm < self.close_after {
                     return Step::default();
                 }
-                let closed = self.open.remove(&series_id).map(|mut o| {
-                    o.event.open = false;
-                    o.event
-                });
-                Step { opened: false, closed }
+                Step { opened: false, closed: self.close(series_id) }
             }
             None if anomalous => {
                 let (tenant, labels) = describe();
@@ -155,11 +151,15 @@ impl EventTracker {
         if self.open.is_empty() {
             return Vec::new();
         }
-        let mut closed: Vec<Event> = series.iter().filter_map(|id| self.open.remove(id)).map(|o| o.event).collect();
-        for e in &mut closed {
-            e.open = false;
-        }
-        closed
+        series.iter().filter_map(|&id| self.close(id)).collect()
+    }
+
+    /// The open event of `series_id`, closed and no longer tracked.
+    fn close(&mut self, series_id: u64) -> Option<Event> {
+        self.open.remove(&series_id).map(|mut o| {
+            o.event.open = false;
+            o.event
+        })
     }
 
     /// Copies of the events still open.

@@ -195,6 +195,22 @@ impl EventLog {
     }
 }
 
+/// One closed row as [`Closed::for_each_added_since`] finds it: still an [`Event`], or row `i` of a chunk.
+pub(crate) enum AddedRow<'e, 'c> {
+    Typed(&'e Event),
+    Chunked(&'c Columns<'e>, usize),
+}
+
+impl AddedRow<'_, '_> {
+    /// What an event is known by: its series and start.
+    pub(crate) fn key(&self) -> (u64, i64) {
+        match self {
+            Self::Typed(e) => (e.series_id, e.start_ms),
+            Self::Chunked(c, i) => (c.series_id.value(*i), c.start.value(*i)),
+        }
+    }
+}
+
 /// The closed events as a reader took them ([`EventLog::closed`]), oldest first.
 #[derive(Debug)]
 pub(crate) struct Closed {
@@ -211,26 +227,40 @@ impl Closed {
         self.pushed
     }
 
-    /// Removes from `open` (open events read after [`EventLog::pushed`] gave `seen`, before this was taken)
-    /// every event that has closed since: it is among the newest `pushed - seen` rows here, and must be
-    /// read once, closed. An event is known by its series and start.
-    pub(crate) fn drop_closed_twins(&self, open: &mut Vec<Event>, seen: u64) {
+    /// Calls `f` on each row added after [`EventLog::pushed`] gave `seen` (those retention has not dropped
+    /// yet), newest first: the rows not yet chunked, then the chunks from the end.
+    pub(crate) fn for_each_added_since(&self, seen: u64, mut f: impl FnMut(AddedRow<'_, '_>)) {
         let mut left = usize::try_from(self.pushed.saturating_sub(seen)).unwrap_or(usize::MAX);
-        if left == 0 || open.is_empty() {
-            return;
+        for e in self.pending.iter().rev().take(left) {
+            f(AddedRow::Typed(e));
         }
-        let mut keys = std::collections::HashSet::new();
-        keys.extend(self.pending.iter().rev().take(left).map(|e| (e.series_id, e.start_ms)));
         left = left.saturating_sub(self.pending.len());
         for batch in self.chunks.iter().rev() {
             if left == 0 {
                 break;
             }
-            let Some(c) = Columns::of(batch) else { continue };
+            let Some(c) = Columns::of(batch) else {
+                tracing::error!("The events table does not have the expected columns. This is a bug.");
+                continue;
+            };
             let rows = batch.num_rows();
-            keys.extend((rows.saturating_sub(left)..rows).map(|i| (c.series_id.value(i), c.start.value(i))));
+            for i in (rows.saturating_sub(left)..rows).rev() {
+                f(AddedRow::Chunked(&c, i));
+            }
             left = left.saturating_sub(rows);
         }
+    }
+
+    /// Removes from `open` (open events read after [`EventLog::pushed`] gave `seen`, before this was taken)
+    /// every event that has closed since: it is among the rows added since, and must be read once, closed.
+    pub(crate) fn drop_closed_twins(&self, open: &mut Vec<Event>, seen: u64) {
+        if self.pushed <= seen || open.is_empty() {
+            return;
+        }
+        let mut keys = std::collections::HashSet::new();
+        self.for_each_added_since(seen, |row| {
+            keys.insert(row.key());
+        });
         open.retain(|e| !keys.contains(&(e.series_id, e.start_ms)));
     }
 

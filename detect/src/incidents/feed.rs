@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::events::{Closed, Columns, Event};
+use crate::events::{AddedRow, Closed, Columns, Event};
 
 /// One event as the correlation reads it.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,32 +100,18 @@ impl Feed {
         forget_after: Duration,
     ) -> Vec<AnomalyRow> {
         let mut out = Vec::new();
-        // Retention may have dropped some of the new rows already: those are gone for the feed too.
-        let mut left = usize::try_from(closed.pushed().saturating_sub(self.read)).unwrap_or(usize::MAX);
-        self.read = closed.pushed();
-        // A closed row is read once, and a closed event never changes again: it comes out, and what was seen
-        // of it while open is let go (so `seen` holds open events only, and its sweep stays short).
-        for e in closed.pending.iter().rev().take(left) {
-            self.seen.remove(&key_of(e));
-            out.push(AnomalyRow::of_event(e));
-        }
-        left = left.saturating_sub(closed.pending.len());
-        for batch in closed.chunks.iter().rev() {
-            if left == 0 {
-                break;
-            }
-            let Some(c) = Columns::of(batch) else {
-                tracing::error!("The events table does not have the expected columns. This is a bug.");
-                continue;
+        // A closed row is read once (rows retention dropped first are gone for the feed too), and a closed
+        // event never changes again: it comes out, and what was seen of it while open is let go (so `seen`
+        // holds open events only, and its sweep stays short).
+        closed.for_each_added_since(self.read, |added| {
+            let row = match added {
+                AddedRow::Typed(e) => AnomalyRow::of_event(e),
+                AddedRow::Chunked(c, i) => AnomalyRow::of_column(c, i),
             };
-            let rows = batch.num_rows();
-            for i in (rows.saturating_sub(left)..rows).rev() {
-                let row = AnomalyRow::of_column(&c, i);
-                self.seen.remove(&row.key());
-                out.push(row);
-            }
-            left = left.saturating_sub(rows);
-        }
+            self.seen.remove(&row.key());
+            out.push(row);
+        });
+        self.read = closed.pushed();
         for e in open {
             if self.changed(key_of(e), e.end_ms, e.open, now) {
                 out.push(AnomalyRow::of_event(e));

@@ -271,6 +271,12 @@ impl Group {
         self.model.read().clone()
     }
 
+    /// One of the group's series was forgotten: the context weighs each sample by the group's series count.
+    pub(crate) fn leave(&self) {
+        let mut st = self.state.lock();
+        st.context.series = st.context.series.saturating_sub(1);
+    }
+
     /// Rows in the training reservoir.
     #[cfg(test)]
     pub(crate) fn rows(&self) -> usize {
@@ -339,12 +345,6 @@ impl Groups {
         group.state.lock().context.series = 1;
         index.insert(key, Arc::clone(&group));
         Resolved::Group(group)
-    }
-
-    /// A series of `group` was forgotten: the group's context weighs each sample by its series count.
-    pub(crate) fn leave(&self, group: &Group) {
-        let mut st = group.state.lock();
-        st.context.series = st.context.series.saturating_sub(1);
     }
 
     /// Groups made so far.
